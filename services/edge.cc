@@ -1,0 +1,51 @@
+#include "services/edge.h"
+
+#include "absl/strings/str_cat.h"
+#include "base/identifiers.h"
+
+namespace berth::services {
+
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+}
+
+absl::StatusOr<std::string> OptionalRequestNamespace(const grpc::CallbackServerContext& context) {
+  const auto& metadata = context.client_metadata();
+  auto it = metadata.find(kNamespaceMetadataKey);
+  if (it == metadata.end()) return std::string();
+  std::string name(it->second.data(), it->second.size());
+  if (absl::Status status = identifiers::Validate(name); !status.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("namespace \"", name, "\" from request metadata: ", status.message()));
+  }
+  return name;
+}
+
+absl::StatusOr<std::string> RequestNamespace(const grpc::CallbackServerContext& context) {
+  absl::StatusOr<std::string> name = OptionalRequestNamespace(context);
+  if (name.ok() && name->empty()) {
+    return absl::FailedPreconditionError("namespace is required");
+  }
+  return name;
+}
+
+grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* context,
+                                 const absl::Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+std::map<std::string, std::string> LabelsFromProto(
+    const google::protobuf::Map<std::string, std::string>& labels) {
+  return std::map<std::string, std::string>(labels.begin(), labels.end());
+}
+
+void LabelsToProto(const std::map<std::string, std::string>& labels,
+                   google::protobuf::Map<std::string, std::string>* out) {
+  out->clear();
+  for (const auto& [key, value] : labels) (*out)[key] = value;
+}
+
+}  // namespace berth::services

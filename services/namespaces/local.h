@@ -1,0 +1,46 @@
+// The namespaces logic behind the gRPC translator: validation, the store and
+// events, with domain types only.
+#ifndef BERTH_SERVICES_NAMESPACES_LOCAL_H_
+#define BERTH_SERVICES_NAMESPACES_LOCAL_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "events/exchange.h"
+#include "filters/filters.h"
+#include "store/metadata.h"
+
+namespace berth::services::namespaces {
+
+class Local {
+ public:
+  Local(std::shared_ptr<store::MetadataStore> store, std::shared_ptr<events::Exchange> exchange)
+      : store_(std::move(store)), exchange_(std::move(exchange)) {}
+
+  absl::StatusOr<store::Namespace> Get(absl::string_view name);
+  absl::StatusOr<std::vector<store::Namespace>> List(const filters::Filter& filter);
+
+  // `event_namespace` is the namespace the request itself named (events are
+  // published there, as containerd does); empty publishes in the namespace
+  // being changed.
+  absl::StatusOr<store::Namespace> Create(absl::string_view event_namespace,
+                                          const store::Namespace& ns);
+  absl::StatusOr<store::Namespace> Update(absl::string_view event_namespace,
+                                          const store::Namespace& ns,
+                                          const std::vector<std::string>& field_mask_paths);
+  absl::Status Delete(absl::string_view event_namespace, absl::string_view name);
+
+ private:
+  // A failed publish does not undo a committed change; it is logged.
+  void Publish(absl::string_view event_namespace, absl::string_view name,
+               absl::string_view topic, absl::string_view type_url, std::string payload);
+
+  std::shared_ptr<store::MetadataStore> store_;
+  std::shared_ptr<events::Exchange> exchange_;
+};
+
+}  // namespace berth::services::namespaces
+
+#endif  // BERTH_SERVICES_NAMESPACES_LOCAL_H_

@@ -1,0 +1,461 @@
+// berthd as a user meets it: started on a private root, driven by the real
+// `ctr` from Debian's containerd package and by plain gRPC clients.
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <set>
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "base/status_matchers.h"
+#include "base/unique_fd.h"
+#include "github.com/containerd/containerd/api/services/introspection/v1/introspection.grpc.pb.h"
+#include "github.com/containerd/containerd/api/services/namespaces/v1/namespace.grpc.pb.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/dynamic_message.h"
+#include "gtest/gtest.h"
+#include "tests/harness.h"
+
+namespace berth::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+std::shared_ptr<grpc::Channel> Connect(const BerthDaemon& berthd) {
+  return grpc::CreateChannel("unix:" + berthd.address(), grpc::InsecureChannelCredentials());
+}
+
+int Mode(const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) return -1;
+  return st.st_mode & 07777;
+}
+
+class BerthdTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_THAT(berthd_.Start(), IsOk()); }
+
+  CommandResult Ctr(const std::vector<std::string>& args) { return testing::Ctr(berthd_, args); }
+
+  BerthDaemon berthd_;
+};
+
+TEST_F(BerthdTest, CtrVersionReportsBerth) {
+  CommandResult r = Ctr({"version"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("Server:\n  Version:  0.1.0\n  Revision: berth"));
+}
+
+TEST_F(BerthdTest, DirectoriesArePrivateAndSocketIsGroupOnly) {
+  EXPECT_EQ(Mode(berthd_.root()), 0700);
+  EXPECT_EQ(Mode(berthd_.state()), 0700);
+  struct stat st;
+  ASSERT_EQ(::lstat(berthd_.address().c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0660);
+}
+
+TEST_F(BerthdTest, CtrNamespacesCreateListLabelRemove) {
+  CommandResult r = Ctr({"namespaces", "create", "team-a", "owner=alice"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = Ctr({"namespaces", "ls"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("team-a"));
+  EXPECT_THAT(r.out, HasSubstr("owner=alice"));
+
+  r = Ctr({"namespaces", "label", "team-a", "tier=gold", "owner="});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = Ctr({"namespaces", "ls", "-q"});
+  EXPECT_EQ(r.out, "team-a\n");
+  r = Ctr({"namespaces", "ls"});
+  EXPECT_THAT(r.out, HasSubstr("tier=gold"));
+  EXPECT_THAT(r.out, Not(HasSubstr("owner=")));
+
+  r = Ctr({"namespaces", "rm", "team-a"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "team-a\n");
+  r = Ctr({"namespaces", "ls", "-q"});
+  EXPECT_EQ(r.out, "");
+}
+
+struct BadNamespaceCommand {
+  const char* name;
+  std::vector<std::string> args;
+  const char* error;  // as ctr prints the gRPC status
+};
+
+TEST_F(BerthdTest, BadNamespaceRequestsFailClearlyAndChangeNothing) {
+  ASSERT_EQ(Ctr({"namespaces", "create", "kept", "a=b"}).exit_code, 0);
+  const BadNamespaceCommand cases[] = {
+      {"Duplicate", {"namespaces", "create", "kept"}, "already exists"},
+      {"SlashInName", {"namespaces", "create", "a/b"}, "invalid argument"},
+      {"LeadingDash", {"namespaces", "create", "-x"}, ""},
+      {"TrailingDot", {"namespaces", "create", "x."}, "invalid argument"},
+      {"TooLong", {"namespaces", "create", std::string(77, 'a')}, "invalid argument"},
+      {"LabelMissing", {"namespaces", "label", "nope", "a=b"}, "not found"},
+  };
+  for (const BadNamespaceCommand& c : cases) {
+    CommandResult r = Ctr(c.args);
+    EXPECT_NE(r.exit_code, 0) << c.name;
+    EXPECT_THAT(r.err + r.out, HasSubstr(c.error)) << c.name;
+  }
+  CommandResult r = Ctr({"namespaces", "ls", "-q"});
+  EXPECT_EQ(r.out, "kept\n");
+  r = Ctr({"namespaces", "ls"});
+  EXPECT_THAT(r.out, HasSubstr("a=b"));
+}
+
+TEST_F(BerthdTest, NamespaceErrorsCarryContainerdCodes) {
+  auto stub = containerd::services::namespaces::v1::Namespaces::NewStub(Connect(berthd_));
+  containerd::services::namespaces::v1::CreateNamespaceRequest create;
+  create.mutable_namespace_()->set_name("Has Space");
+  containerd::services::namespaces::v1::CreateNamespaceResponse created;
+  grpc::ClientContext c1;
+  grpc::Status status = stub->Create(&c1, create, &created);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("Has Space"));
+
+  containerd::services::namespaces::v1::ListNamespacesRequest list;
+  list.set_filter("name~=\"(\"");
+  containerd::services::namespaces::v1::ListNamespacesResponse listed;
+  grpc::ClientContext c2;
+  status = stub->List(&c2, list, &listed);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("name~="));
+
+  // ctr ignores NotFound on `namespaces rm`; the code itself is NotFound.
+  containerd::services::namespaces::v1::DeleteNamespaceRequest remove;
+  remove.set_name("nope");
+  google::protobuf::Empty empty;
+  grpc::ClientContext c4;
+  status = stub->Delete(&c4, remove, &empty);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(status.error_message(), HasSubstr("nope"));
+
+  containerd::services::namespaces::v1::UpdateNamespaceRequest update;
+  update.mutable_namespace_()->set_name("ghost");
+  containerd::services::namespaces::v1::UpdateNamespaceResponse updated;
+  grpc::ClientContext c3;
+  status = stub->Update(&c3, update, &updated);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(BerthdTest, NamespacesSurviveRestart) {
+  ASSERT_EQ(Ctr({"namespaces", "create", "durable", "x=1"}).exit_code, 0);
+  ASSERT_EQ(berthd_.Stop(), 0) << berthd_.Log();
+  ASSERT_THAT(berthd_.Start(), IsOk());
+  CommandResult r = Ctr({"namespaces", "ls"});
+  EXPECT_THAT(r.out, HasSubstr("durable x=1"));
+}
+
+// `ctr plugins ls` rows as "TYPE ID STATUS", columns split on whitespace.
+std::set<std::string> PluginRows(const std::string& out) {
+  std::set<std::string> rows;
+  for (absl::string_view line : absl::StrSplit(out, '\n', absl::SkipEmpty())) {
+    std::vector<std::string> cols = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    if (cols.size() == 4) rows.insert(absl::StrCat(cols[0], " ", cols[1], " ", cols[3]));
+  }
+  return rows;
+}
+
+TEST_F(BerthdTest, CtrPluginsListsEveryServiceAsOk) {
+  CommandResult r = Ctr({"plugins", "ls"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(PluginRows(r.out), (std::set<std::string>{
+                                   "TYPE ID STATUS",
+                                   "io.containerd.event.v1 exchange ok",
+                                   "io.containerd.metadata.v1 sqlite ok",
+                                   "io.containerd.service.v1 namespaces-service ok",
+                                   "io.containerd.grpc.v1 events ok",
+                                   "io.containerd.grpc.v1 healthcheck ok",
+                                   "io.containerd.grpc.v1 introspection ok",
+                                   "io.containerd.grpc.v1 namespaces ok",
+                                   "io.containerd.grpc.v1 version ok",
+                               }))
+      << r.out;
+  r = Ctr({"plugins", "ls", "-q", "type==io.containerd.grpc.v1,id~=^ver"});
+  EXPECT_EQ(r.out, "version\n");
+  r = Ctr({"plugins", "ls", "type==io.containerd.bogus"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(PluginRows(r.out), (std::set<std::string>{"TYPE ID STATUS"}));
+  r = Ctr({"plugins", "ls", "type=="});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr("[type==]: expected value or quoted: invalid argument"));
+}
+
+TEST_F(BerthdTest, ServerUuidPersistsAcrossRestarts) {
+  auto uuid = [&] {
+    auto stub = containerd::services::introspection::v1::Introspection::NewStub(Connect(berthd_));
+    grpc::ClientContext context;
+    google::protobuf::Empty empty;
+    containerd::services::introspection::v1::ServerResponse response;
+    EXPECT_TRUE(stub->Server(&context, empty, &response).ok());
+    return response.uuid();
+  };
+  std::string first = uuid();
+  EXPECT_EQ(first.size(), 36u);
+  ASSERT_EQ(berthd_.Stop(), 0);
+  ASSERT_THAT(berthd_.Start(), IsOk());
+  EXPECT_EQ(uuid(), first);
+}
+
+TEST_F(BerthdTest, CtrEventsSeesNamespaceEvents) {
+  Process events({"ctr", "--address", berthd_.address(), "events"});
+  // Subscription is asynchronous: publish until the subscriber has heard one.
+  bool heard = false;
+  for (int i = 0; i < 50 && !heard; ++i) {
+    std::string name = absl::StrCat("watched-", i);
+    ASSERT_EQ(Ctr({"namespaces", "create", name}).exit_code, 0);
+    heard = events.WaitForOutput("/namespaces/create", absl::Milliseconds(100));
+  }
+  ASSERT_TRUE(heard) << events.Output();
+  ASSERT_EQ(Ctr({"namespaces", "label", "watched-0", "k=v"}).exit_code, 0);
+  ASSERT_EQ(Ctr({"namespaces", "rm", "watched-0"}).exit_code, 0);
+  EXPECT_TRUE(events.WaitForOutput("/namespaces/delete", absl::Seconds(10))) << events.Output();
+  std::string output = events.Output();
+  EXPECT_THAT(output, HasSubstr("/namespaces/update"));
+  EXPECT_THAT(output, HasSubstr("\"name\":\"watched-0\""));
+  events.Stop(SIGTERM);
+}
+
+TEST_F(BerthdTest, CtrEventsFilterSelectsTopicAndEventFields) {
+  // One filter string: its selectors are ANDed (several strings are ORed).
+  Process events({"ctr", "--address", berthd_.address(), "events",
+                  "topic==\"/namespaces/delete\",event.name~=\"^keep\""});
+  bool heard = false;
+  for (int i = 0; i < 50 && !heard; ++i) {
+    std::string name = absl::StrCat("keep-", i);
+    ASSERT_EQ(Ctr({"namespaces", "create", name}).exit_code, 0);
+    ASSERT_EQ(Ctr({"namespaces", "rm", name}).exit_code, 0);
+    heard = events.WaitForOutput("/namespaces/delete", absl::Milliseconds(100));
+  }
+  ASSERT_TRUE(heard) << events.Output();
+  ASSERT_EQ(Ctr({"namespaces", "create", "other"}).exit_code, 0);
+  ASSERT_EQ(Ctr({"namespaces", "rm", "other"}).exit_code, 0);
+  ASSERT_EQ(Ctr({"namespaces", "create", "keep-last"}).exit_code, 0);
+  ASSERT_EQ(Ctr({"namespaces", "rm", "keep-last"}).exit_code, 0);
+  ASSERT_TRUE(events.WaitForOutput("keep-last", absl::Seconds(10))) << events.Output();
+  std::string output = events.Output();
+  EXPECT_THAT(output, Not(HasSubstr("/namespaces/create")));
+  EXPECT_THAT(output, Not(HasSubstr("\"other\"")));
+  events.Stop(SIGTERM);
+}
+
+TEST_F(BerthdTest, CtrEventsWithBadFilterFails) {
+  CommandResult r = RunCommand({"timeout", "10", "ctr", "--address", berthd_.address(), "events", "topic=="});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr("code = InvalidArgument"));
+  EXPECT_THAT(r.err, HasSubstr("topic=="));
+}
+
+// A reflection client made from the reflection service's own descriptors,
+// which the gRPC reflection library carries: it lists what berthd serves.
+std::set<std::string> ReflectedServices(const BerthDaemon& berthd) {
+  // Naming the plugin links the library, and with it the descriptors.
+  [[maybe_unused]] volatile auto keep = &grpc::reflection::InitProtoReflectionServerBuilderPlugin;
+  const auto* pool = google::protobuf::DescriptorPool::generated_pool();
+  const auto* request_type =
+      pool->FindMessageTypeByName("grpc.reflection.v1alpha.ServerReflectionRequest");
+  const auto* response_type =
+      pool->FindMessageTypeByName("grpc.reflection.v1alpha.ServerReflectionResponse");
+  EXPECT_NE(request_type, nullptr);
+  EXPECT_NE(response_type, nullptr);
+  if (request_type == nullptr || response_type == nullptr) return {};
+  google::protobuf::DynamicMessageFactory factory;
+  std::unique_ptr<google::protobuf::Message> request(factory.GetPrototype(request_type)->New());
+  request->GetReflection()->SetString(request.get(), request_type->FindFieldByName("list_services"),
+                                      "*");
+  grpc::GenericStub stub(Connect(berthd));
+  grpc::ClientContext context;
+  grpc::CompletionQueue cq;
+  void* tag;
+  bool ok;
+  auto call = stub.PrepareCall(&context,
+                               "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
+  call->StartCall(reinterpret_cast<void*>(1));
+  cq.Next(&tag, &ok);
+  std::string bytes = request->SerializeAsString();
+  grpc::Slice slice(bytes);
+  grpc::ByteBuffer out(&slice, 1);
+  call->Write(out, reinterpret_cast<void*>(2));
+  cq.Next(&tag, &ok);
+  grpc::ByteBuffer in;
+  call->Read(&in, reinterpret_cast<void*>(3));
+  cq.Next(&tag, &ok);
+  std::set<std::string> services;
+  if (!ok) return services;
+  std::vector<grpc::Slice> slices;
+  EXPECT_TRUE(in.Dump(&slices).ok());
+  std::string received;
+  for (const grpc::Slice& s : slices) received.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  std::unique_ptr<google::protobuf::Message> response(factory.GetPrototype(response_type)->New());
+  EXPECT_TRUE(response->ParseFromString(received));
+  const auto* list_field = response_type->FindFieldByName("list_services_response");
+  const google::protobuf::Message& list = response->GetReflection()->GetMessage(*response, list_field);
+  const auto* service_field = list.GetDescriptor()->FindFieldByName("service");
+  for (int i = 0; i < list.GetReflection()->FieldSize(list, service_field); ++i) {
+    const google::protobuf::Message& service =
+        list.GetReflection()->GetRepeatedMessage(list, service_field, i);
+    services.insert(service.GetReflection()->GetString(
+        service, service.GetDescriptor()->FindFieldByName("name")));
+  }
+  call->WritesDone(reinterpret_cast<void*>(4));
+  cq.Next(&tag, &ok);
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(5));
+  cq.Next(&tag, &ok);
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+  return services;
+}
+
+TEST_F(BerthdTest, ReflectionListsEveryService) {
+  std::set<std::string> services = ReflectedServices(berthd_);
+  for (const char* name :
+       {"containerd.services.version.v1.Version", "containerd.services.namespaces.v1.Namespaces",
+        "containerd.services.introspection.v1.Introspection",
+        "containerd.services.events.v1.Events", "grpc.health.v1.Health",
+        "grpc.reflection.v1alpha.ServerReflection"}) {
+    EXPECT_TRUE(services.count(name)) << name;
+  }
+}
+
+// grpc.health.v1.Health/Check with an empty request (service ""): the answer
+// is HealthCheckResponse{status: SERVING}, field 1 = 1, on the wire 08 01.
+TEST_F(BerthdTest, HealthCheckSaysServing) {
+  grpc::GenericStub stub(Connect(berthd_));
+  grpc::ClientContext context;
+  grpc::Slice no_bytes("");
+  grpc::ByteBuffer request(&no_bytes, 1), response;
+  grpc::Status status;
+  absl::Mutex mu;
+  bool done = false;
+  grpc::StubOptions options;
+  stub.UnaryCall(&context, "/grpc.health.v1.Health/Check", options, &request, &response,
+                 [&](grpc::Status s) {
+                   absl::MutexLock lock(&mu);
+                   status = s;
+                   done = true;
+                 });
+  absl::MutexLock lock(&mu);
+  mu.Await(absl::Condition(&done));
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  std::vector<grpc::Slice> slices;
+  ASSERT_TRUE(response.Dump(&slices).ok());
+  std::string bytes;
+  for (const grpc::Slice& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  EXPECT_EQ(bytes, std::string("\x08\x01", 2));
+}
+
+TEST_F(BerthdTest, SigtermStopsCleanlyAndRemovesTheSocket) {
+  EXPECT_EQ(berthd_.Stop(), 0);
+  EXPECT_EQ(::access(berthd_.address().c_str(), F_OK), -1);
+  EXPECT_THAT(berthd_.Log(), HasSubstr("berthd stopped"));
+}
+
+TEST_F(BerthdTest, SecondDaemonOnTheSameRootRefuses) {
+  CommandResult r = RunCommand({BerthdPath(), "--root", berthd_.root(), "--state", berthd_.state() + "2",
+                         "--address", berthd_.dir() + "/second.sock"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("is already using root"));
+  EXPECT_EQ(Ctr({"version"}).exit_code, 0);
+}
+
+// Start-up failures: each exits 1 with a message naming the problem.
+class BerthdStartupTest : public ::testing::Test {
+ protected:
+  CommandResult RunBerthd(const std::vector<std::string>& extra) {
+    std::vector<std::string> argv = {BerthdPath(), "--root", dir_.path() + "/root", "--state",
+                                     dir_.path() + "/state", "--address", dir_.path() + "/b.sock"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return RunCommand(argv, absl::Seconds(20));
+  }
+  std::string WriteConfig(const std::string& text) {
+    std::string path = dir_.path() + "/config.toml";
+    std::ofstream(path) << text;
+    return path;
+  }
+  TempDir dir_;
+};
+
+TEST_F(BerthdStartupTest, SocketPathTooLong) {
+  CommandResult r = RunBerthd({"--address", "/tmp/" + std::string(120, 's') + ".sock"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("107"));
+}
+
+TEST_F(BerthdStartupTest, UnwritableRoot) {
+  std::ofstream(dir_.path() + "/file") << "x";
+  CommandResult r = RunBerthd({"--root", dir_.path() + "/file/root"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr(dir_.path() + "/file/root"));
+}
+
+TEST_F(BerthdStartupTest, ConfigWithWrongTypeNamesKeyAndLine) {
+  std::string config = WriteConfig("version = 2\n\n[grpc]\n  uid = \"root\"\n");
+  CommandResult r = RunBerthd({"--config", config});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("grpc.uid"));
+  EXPECT_THAT(r.err, HasSubstr("4"));
+}
+
+TEST_F(BerthdStartupTest, MissingConfigFile) {
+  CommandResult r = RunBerthd({"--config", dir_.path() + "/none.toml"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("none.toml"));
+}
+
+TEST_F(BerthdStartupTest, BadLogLevelFlag) {
+  CommandResult r = RunBerthd({"--log-level", "loud"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("loud"));
+}
+
+TEST_F(BerthdStartupTest, UnknownFlag) {
+  CommandResult r = RunBerthd({"--frobnicate"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--frobnicate"));
+}
+
+TEST_F(BerthdStartupTest, UnknownConfigKeyWarnsAndStarts) {
+  std::string config = WriteConfig("version = 2\n[grpc]\n  adress = \"/x\"\n");
+  BerthDaemon berthd;
+  ASSERT_THAT(berthd.Start({"--config", config}), IsOk());
+  EXPECT_THAT(berthd.Log(), HasSubstr("grpc.adress"));
+  EXPECT_EQ(Ctr(berthd, {"version"}).exit_code, 0);
+}
+
+TEST_F(BerthdStartupTest, StaleSocketIsReplaced) {
+  BerthDaemon berthd;
+  // A socket file nobody listens on, as a crashed daemon leaves behind.
+  ASSERT_EQ(::mkdir(berthd.state().c_str(), 0700), 0);
+  {
+    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_un addr = {};
+    addr.sun_family = AF_UNIX;
+    berthd.address().copy(addr.sun_path, sizeof(addr.sun_path) - 1);
+    ASSERT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  }
+  ASSERT_THAT(berthd.Start(), IsOk());
+  EXPECT_EQ(Ctr(berthd, {"version"}).exit_code, 0);
+}
+
+TEST_F(BerthdStartupTest, ConfigDefaultPrintsTheDefaults) {
+  CommandResult r = RunCommand({BerthdPath(), "config", "default"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("version = 2"));
+  EXPECT_THAT(r.out, HasSubstr("/var/lib/berth"));
+  EXPECT_THAT(r.out, HasSubstr("/run/berth/berth.sock"));
+}
+
+}  // namespace
+}  // namespace berth::testing

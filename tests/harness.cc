@@ -1,0 +1,228 @@
+#include "tests/harness.h"
+
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "base/unique_fd.h"
+
+extern char** environ;
+
+namespace berth::testing {
+namespace {
+
+int ExitCode(int wait_status) {
+  if (WIFEXITED(wait_status)) return WEXITSTATUS(wait_status);
+  if (WIFSIGNALED(wait_status)) return 128 + WTERMSIG(wait_status);
+  return -1;
+}
+
+struct Pipe {
+  UniqueFd read, write;
+};
+
+Pipe MakePipe() {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) std::abort();
+  return {UniqueFd(fds[0]), UniqueFd(fds[1])};
+}
+
+// posix_spawnp with stdin, stdout and stderr from the given fds.
+pid_t Spawn(const std::vector<std::string>& argv, int in, int out, int err) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, in, 0);
+  posix_spawn_file_actions_adddup2(&actions, out, 1);
+  posix_spawn_file_actions_adddup2(&actions, err, 2);
+  std::vector<char*> args;
+  for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = -1;
+  int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  return rc == 0 ? pid : -1;
+}
+
+int RemoveEntry(const char* path, const struct stat*, int, struct FTW*) {
+  ::remove(path);
+  return 0;
+}
+
+}  // namespace
+
+CommandResult RunCommand(const std::vector<std::string>& argv, absl::Duration timeout,
+                  const std::string& input) {
+  CommandResult result;
+  Pipe in = MakePipe(), out = MakePipe(), err = MakePipe();
+  pid_t pid = Spawn(argv, in.read.get(), out.write.get(), err.write.get());
+  if (pid < 0) {
+    result.err = absl::StrCat("spawn ", argv[0], ": ", std::strerror(errno));
+    return result;
+  }
+  in.read.Reset();
+  out.write.Reset();
+  err.write.Reset();
+  if (!input.empty()) {
+    [[maybe_unused]] ssize_t n = ::write(in.write.get(), input.data(), input.size());
+  }
+  in.write.Reset();
+  absl::Time deadline = absl::Now() + timeout;
+  bool killed = false;
+  while (out.read.valid() || err.read.valid()) {
+    pollfd fds[2] = {{out.read.get(), POLLIN, 0}, {err.read.get(), POLLIN, 0}};
+    int wait_ms = static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now()));
+    if (wait_ms <= 0 || ::poll(fds, 2, wait_ms) == 0) {
+      if (!killed) ::kill(pid, SIGKILL);
+      killed = true;
+      deadline = absl::Now() + absl::Seconds(5);
+      continue;
+    }
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
+      char buf[4096];
+      ssize_t n = ::read(fds[i].fd, buf, sizeof(buf));
+      if (n <= 0) {
+        (i == 0 ? out.read : err.read).Reset();
+        continue;
+      }
+      (i == 0 ? result.out : result.err).append(buf, n);
+    }
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  result.exit_code = ExitCode(status);
+  if (killed) absl::StrAppend(&result.err, "\n[killed after timeout]");
+  return result;
+}
+
+TempDir::TempDir() {
+  char tmpl[] = "/tmp/berth-test-XXXXXX";
+  if (::mkdtemp(tmpl) == nullptr) std::abort();
+  path_ = tmpl;
+}
+
+TempDir::~TempDir() { ::nftw(path_.c_str(), RemoveEntry, 16, FTW_DEPTH | FTW_PHYS); }
+
+Process::Process(const std::vector<std::string>& argv) {
+  Pipe out = MakePipe();
+  UniqueFd null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  pid_ = Spawn(argv, null.get(), out.write.get(), out.write.get());
+  out.write.Reset();
+  if (pid_ < 0) {
+    absl::MutexLock lock(&mu_);
+    output_ = absl::StrCat("spawn ", argv[0], ": ", std::strerror(errno));
+    eof_ = true;
+    return;
+  }
+  reader_ = std::thread([this, fd = std::move(out.read)] {
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::read(fd.get(), buf, sizeof(buf))) > 0) {
+      absl::MutexLock lock(&mu_);
+      output_.append(buf, n);
+    }
+    absl::MutexLock lock(&mu_);
+    eof_ = true;
+  });
+}
+
+Process::~Process() {
+  if (pid_ > 0 && !reaped_) Stop(SIGKILL);
+  if (reader_.joinable()) reader_.join();
+}
+
+bool Process::WaitForOutput(const std::string& text, absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return eof_ || output_.find(text) != std::string::npos;
+  };
+  mu_.AwaitWithTimeout(absl::Condition(&ready), timeout);
+  return output_.find(text) != std::string::npos;
+}
+
+std::string Process::Output() {
+  absl::MutexLock lock(&mu_);
+  return output_;
+}
+
+bool Process::Running() {
+  if (pid_ <= 0 || reaped_) return false;
+  int status = 0;
+  if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+    reaped_ = true;
+    exit_code_ = ExitCode(status);
+    return false;
+  }
+  return true;
+}
+
+int Process::Stop(int signal, absl::Duration timeout) {
+  if (pid_ <= 0) return -1;
+  if (reaped_) return exit_code_;
+  ::kill(pid_, signal);
+  absl::Time deadline = absl::Now() + timeout;
+  int status = 0;
+  // Reaping is the only way to learn of the exit without a pidfd; poll it.
+  while (::waitpid(pid_, &status, WNOHANG) == 0) {
+    if (absl::Now() > deadline) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, &status, 0);
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  reaped_ = true;
+  exit_code_ = ExitCode(status);
+  return exit_code_;
+}
+
+std::string BerthdPath() {
+  const char* srcdir = std::getenv("TEST_SRCDIR");
+  const char* workspace = std::getenv("TEST_WORKSPACE");
+  return absl::StrCat(srcdir ? srcdir : ".", "/", workspace ? workspace : "berth", "/daemon/berthd");
+}
+
+BerthDaemon::BerthDaemon() = default;
+
+BerthDaemon::~BerthDaemon() {
+  if (process_ != nullptr) Stop();
+}
+
+absl::Status BerthDaemon::Start(const std::vector<std::string>& extra_args) {
+  std::vector<std::string> argv = {BerthdPath(),       "--root",    root(), "--state",
+                                   state(),            "--address", address()};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  process_ = std::make_unique<Process>(argv);
+  if (process_->WaitForOutput("berthd successfully booted", absl::Seconds(30))) {
+    return absl::OkStatus();
+  }
+  return absl::UnavailableError(absl::StrCat("berthd did not start (", absl::StrJoin(argv, " "),
+                                             "); its log:\n", process_->Output()));
+}
+
+int BerthDaemon::Stop() {
+  if (process_ == nullptr) return -1;
+  int code = process_->Stop(SIGTERM);
+  return code;
+}
+
+std::string BerthDaemon::Log() { return process_ ? process_->Output() : ""; }
+
+CommandResult Ctr(const BerthDaemon& berthd, const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {"ctr", "--address", berthd.address()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunCommand(argv);
+}
+
+}  // namespace berth::testing

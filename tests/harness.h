@@ -1,0 +1,107 @@
+// What integration tests stand on: running commands (the real `ctr`), and a
+// real berthd on its own temporary root, state directory and socket under
+// /tmp, stopped and removed when the test ends.
+//
+//   BerthDaemon berthd;
+//   ASSERT_THAT(berthd.Start(), IsOk());
+//   CommandResult r = Ctr(berthd, {"namespaces", "ls"});
+//   EXPECT_EQ(r.exit_code, 0) << r.err;
+#ifndef BERTH_TESTS_HARNESS_H_
+#define BERTH_TESTS_HARNESS_H_
+
+#include <sys/types.h>
+
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+namespace berth::testing {
+
+struct CommandResult {
+  int exit_code = -1;  // 128 + signal if killed
+  std::string out;
+  std::string err;
+};
+
+// Runs argv[0] (searched on PATH) to completion, feeding it `input`; killed
+// after `timeout`.
+CommandResult RunCommand(const std::vector<std::string>& argv, absl::Duration timeout = absl::Seconds(30),
+                  const std::string& input = "");
+
+// A directory under /tmp, removed with everything in it when this goes.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// A child process whose stdout and stderr are collected by a thread. Killed
+// (SIGKILL) and reaped on destruction unless it was waited for.
+class Process {
+ public:
+  explicit Process(const std::vector<std::string>& argv);
+  ~Process();
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  pid_t pid() const { return pid_; }
+  // Waits until the output (stdout and stderr together) contains `text`, or
+  // the process exits, or `timeout` passes. True if the text appeared.
+  bool WaitForOutput(const std::string& text, absl::Duration timeout);
+  std::string Output();
+  // Sends `signal` and reaps; returns the exit code (128 + signal if killed).
+  int Stop(int signal, absl::Duration timeout = absl::Seconds(10));
+  bool Running();
+
+ private:
+  pid_t pid_ = -1;
+  bool reaped_ = false;
+  int exit_code_ = -1;
+  std::thread reader_;
+  absl::Mutex mu_;
+  std::string output_ ABSL_GUARDED_BY(mu_);
+  bool eof_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// The berthd binary this test was built with.
+std::string BerthdPath();
+
+class BerthDaemon {
+ public:
+  BerthDaemon();
+  ~BerthDaemon();
+
+  // Starts berthd with --root, --state and --address in this daemon's temp
+  // dir plus `extra_args`, and waits until it serves. On failure the status
+  // carries the daemon's log.
+  absl::Status Start(const std::vector<std::string>& extra_args = {});
+  // SIGTERM, then the exit code.
+  int Stop();
+
+  const std::string& dir() const { return dir_.path(); }
+  std::string root() const { return dir_.path() + "/root"; }
+  std::string state() const { return dir_.path() + "/state"; }
+  std::string address() const { return dir_.path() + "/berth.sock"; }
+  std::string Log();
+
+ private:
+  TempDir dir_;
+  std::unique_ptr<Process> process_;
+};
+
+// `ctr --address <berthd's socket> args...`.
+CommandResult Ctr(const BerthDaemon& berthd, const std::vector<std::string>& args);
+
+}  // namespace berth::testing
+
+#endif  // BERTH_TESTS_HARNESS_H_
