@@ -61,7 +61,7 @@ struct Registration {
   std::string type;
   std::string id;
   // Types whose plugins must init before this one; "*" means every other type.
-  std::vector<std::string> requires_types;
+  std::vector<std::string> requires_types = {};
   std::function<absl::StatusOr<std::any>(InitContext&)> init;
 
   std::string Uri() const { return absl::StrCat(type, ".", id); }

@@ -449,6 +449,29 @@ TEST_F(BerthdStartupTest, StaleSocketIsReplaced) {
   EXPECT_EQ(Ctr(berthd, {"version"}).exit_code, 0);
 }
 
+TEST_F(BerthdStartupTest, BrokenMetadataFailsItsPluginsAndTheRestServe) {
+  BerthDaemon berthd;
+  std::string dir = berthd.root() + "/io.containerd.metadata.v1.sqlite";
+  ASSERT_EQ(::mkdir(berthd.root().c_str(), 0700), 0);
+  ASSERT_EQ(::mkdir(dir.c_str(), 0700), 0);
+  const std::string garbage = "this is not a database, and must stay as it is\n";
+  std::ofstream(dir + "/meta.db") << garbage;
+  ASSERT_THAT(berthd.Start(), IsOk());
+  CommandResult r = Ctr(berthd, {"plugins", "ls"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::set<std::string> rows = PluginRows(r.out);
+  EXPECT_TRUE(rows.count("io.containerd.metadata.v1 sqlite error")) << r.out;
+  EXPECT_TRUE(rows.count("io.containerd.service.v1 namespaces-service error")) << r.out;
+  EXPECT_TRUE(rows.count("io.containerd.grpc.v1 version ok")) << r.out;
+  EXPECT_EQ(Ctr(berthd, {"version"}).exit_code, 0);
+  r = Ctr(berthd, {"namespaces", "ls"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr("not implemented"));
+  std::ifstream in(dir + "/meta.db");
+  std::string kept((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(kept, garbage);
+}
+
 TEST_F(BerthdStartupTest, ConfigDefaultPrintsTheDefaults) {
   CommandResult r = RunCommand({BerthdPath(), "config", "default"});
   ASSERT_EQ(r.exit_code, 0) << r.err;

@@ -259,8 +259,7 @@ class Service final : public api::Events::CallbackService, public daemon::GrpcSe
 
   grpc::ServerWriteReactor<api::Envelope>* Subscribe(grpc::CallbackServerContext*,
                                                      const api::SubscribeRequest* request) override {
-    std::vector<std::string> expressions(request->filters().begin(), request->filters().end());
-    absl::StatusOr<filters::Filter> filter = filters::Filter::ParseAny(expressions);
+    absl::StatusOr<filters::Filter> filter = filters::Filter::ParseAny(request->filters());
     if (!filter.ok()) return new FailedSubscribe(filter.status());
     return new SubscribeReactor(*exchange_, *std::move(filter));
   }

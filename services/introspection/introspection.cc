@@ -106,8 +106,7 @@ class Service final : public api::Introspection::CallbackService, public daemon:
   grpc::ServerUnaryReactor* Plugins(grpc::CallbackServerContext* context,
                                     const api::PluginsRequest* request,
                                     api::PluginsResponse* response) override {
-    std::vector<std::string> expressions(request->filters().begin(), request->filters().end());
-    absl::StatusOr<filters::Filter> filter = filters::Filter::ParseAny(expressions);
+    absl::StatusOr<filters::Filter> filter = filters::Filter::ParseAny(request->filters());
     if (filter.ok()) {
       for (const daemon::Plugin& plugin : plugins_) {
         if (filter->Match(PluginAdaptor(plugin))) ToProto(plugin, response->add_plugins());

@@ -17,7 +17,7 @@ class NamespaceAdaptor final : public filters::Adaptor {
     if (path.empty()) return std::nullopt;
     if (path[0] == "name") return ns_.name;
     if (path[0] == "labels") {
-      return filters::LabelField(ns_.labels, std::vector<std::string>(path.begin() + 1, path.end()));
+      return filters::LabelField(ns_.labels, absl::MakeConstSpan(path).subspan(1));
     }
     return std::nullopt;
   }
