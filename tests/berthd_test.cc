@@ -29,10 +29,6 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-std::shared_ptr<grpc::Channel> Connect(const BerthDaemon& berthd) {
-  return grpc::CreateChannel("unix:" + berthd.address(), grpc::InsecureChannelCredentials());
-}
-
 int Mode(const std::string& path) {
   struct stat st;
   if (::lstat(path.c_str(), &st) != 0) return -1;
@@ -45,7 +41,7 @@ class BerthdTest : public ::testing::Test {
 
   CommandResult Ctr(const std::vector<std::string>& args) { return testing::Ctr(berthd_, args); }
 
-  BerthDaemon berthd_;
+  Daemon berthd_;
 };
 
 TEST_F(BerthdTest, CtrVersionReportsBerth) {
@@ -61,99 +57,6 @@ TEST_F(BerthdTest, DirectoriesArePrivateAndSocketIsGroupOnly) {
   ASSERT_EQ(::lstat(berthd_.address().c_str(), &st), 0);
   EXPECT_TRUE(S_ISSOCK(st.st_mode));
   EXPECT_EQ(st.st_mode & 0777, 0660);
-}
-
-TEST_F(BerthdTest, CtrNamespacesCreateListLabelRemove) {
-  CommandResult r = Ctr({"namespaces", "create", "team-a", "owner=alice"});
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  r = Ctr({"namespaces", "ls"});
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_THAT(r.out, HasSubstr("team-a"));
-  EXPECT_THAT(r.out, HasSubstr("owner=alice"));
-
-  r = Ctr({"namespaces", "label", "team-a", "tier=gold", "owner="});
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  r = Ctr({"namespaces", "ls", "-q"});
-  EXPECT_EQ(r.out, "team-a\n");
-  r = Ctr({"namespaces", "ls"});
-  EXPECT_THAT(r.out, HasSubstr("tier=gold"));
-  EXPECT_THAT(r.out, Not(HasSubstr("owner=")));
-
-  r = Ctr({"namespaces", "rm", "team-a"});
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(r.out, "team-a\n");
-  r = Ctr({"namespaces", "ls", "-q"});
-  EXPECT_EQ(r.out, "");
-}
-
-struct BadNamespaceCommand {
-  const char* name;
-  std::vector<std::string> args;
-  const char* error;  // as ctr prints the gRPC status
-};
-
-TEST_F(BerthdTest, BadNamespaceRequestsFailClearlyAndChangeNothing) {
-  ASSERT_EQ(Ctr({"namespaces", "create", "kept", "a=b"}).exit_code, 0);
-  const BadNamespaceCommand cases[] = {
-      {"Duplicate", {"namespaces", "create", "kept"}, "already exists"},
-      {"SlashInName", {"namespaces", "create", "a/b"}, "invalid argument"},
-      {"LeadingDash", {"namespaces", "create", "-x"}, ""},
-      {"TrailingDot", {"namespaces", "create", "x."}, "invalid argument"},
-      {"TooLong", {"namespaces", "create", std::string(77, 'a')}, "invalid argument"},
-      {"LabelMissing", {"namespaces", "label", "nope", "a=b"}, "not found"},
-  };
-  for (const BadNamespaceCommand& c : cases) {
-    CommandResult r = Ctr(c.args);
-    EXPECT_NE(r.exit_code, 0) << c.name;
-    EXPECT_THAT(r.err + r.out, HasSubstr(c.error)) << c.name;
-  }
-  CommandResult r = Ctr({"namespaces", "ls", "-q"});
-  EXPECT_EQ(r.out, "kept\n");
-  r = Ctr({"namespaces", "ls"});
-  EXPECT_THAT(r.out, HasSubstr("a=b"));
-}
-
-TEST_F(BerthdTest, NamespaceErrorsCarryContainerdCodes) {
-  auto stub = containerd::services::namespaces::v1::Namespaces::NewStub(Connect(berthd_));
-  containerd::services::namespaces::v1::CreateNamespaceRequest create;
-  create.mutable_namespace_()->set_name("Has Space");
-  containerd::services::namespaces::v1::CreateNamespaceResponse created;
-  grpc::ClientContext c1;
-  grpc::Status status = stub->Create(&c1, create, &created);
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_THAT(status.error_message(), HasSubstr("Has Space"));
-
-  containerd::services::namespaces::v1::ListNamespacesRequest list;
-  list.set_filter("name~=\"(\"");
-  containerd::services::namespaces::v1::ListNamespacesResponse listed;
-  grpc::ClientContext c2;
-  status = stub->List(&c2, list, &listed);
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_THAT(status.error_message(), HasSubstr("name~="));
-
-  // ctr ignores NotFound on `namespaces rm`; the code itself is NotFound.
-  containerd::services::namespaces::v1::DeleteNamespaceRequest remove;
-  remove.set_name("nope");
-  google::protobuf::Empty empty;
-  grpc::ClientContext c4;
-  status = stub->Delete(&c4, remove, &empty);
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
-  EXPECT_THAT(status.error_message(), HasSubstr("nope"));
-
-  containerd::services::namespaces::v1::UpdateNamespaceRequest update;
-  update.mutable_namespace_()->set_name("ghost");
-  containerd::services::namespaces::v1::UpdateNamespaceResponse updated;
-  grpc::ClientContext c3;
-  status = stub->Update(&c3, update, &updated);
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
-}
-
-TEST_F(BerthdTest, NamespacesSurviveRestart) {
-  ASSERT_EQ(Ctr({"namespaces", "create", "durable", "x=1"}).exit_code, 0);
-  ASSERT_EQ(berthd_.Stop(), 0) << berthd_.Log();
-  ASSERT_THAT(berthd_.Start(), IsOk());
-  CommandResult r = Ctr({"namespaces", "ls"});
-  EXPECT_THAT(r.out, HasSubstr("durable x=1"));
 }
 
 // `ctr plugins ls` rows as "TYPE ID STATUS", columns split on whitespace.
@@ -181,84 +84,11 @@ TEST_F(BerthdTest, CtrPluginsListsEveryServiceAsOk) {
                                    "io.containerd.grpc.v1 version ok",
                                }))
       << r.out;
-  r = Ctr({"plugins", "ls", "-q", "type==io.containerd.grpc.v1,id~=^ver"});
-  EXPECT_EQ(r.out, "version\n");
-  r = Ctr({"plugins", "ls", "type==io.containerd.bogus"});
-  EXPECT_EQ(r.exit_code, 0);
-  EXPECT_EQ(PluginRows(r.out), (std::set<std::string>{"TYPE ID STATUS"}));
-  r = Ctr({"plugins", "ls", "type=="});
-  EXPECT_NE(r.exit_code, 0);
-  EXPECT_THAT(r.err, HasSubstr("[type==]: expected value or quoted: invalid argument"));
-}
-
-TEST_F(BerthdTest, ServerUuidPersistsAcrossRestarts) {
-  auto uuid = [&] {
-    auto stub = containerd::services::introspection::v1::Introspection::NewStub(Connect(berthd_));
-    grpc::ClientContext context;
-    google::protobuf::Empty empty;
-    containerd::services::introspection::v1::ServerResponse response;
-    EXPECT_TRUE(stub->Server(&context, empty, &response).ok());
-    return response.uuid();
-  };
-  std::string first = uuid();
-  EXPECT_EQ(first.size(), 36u);
-  ASSERT_EQ(berthd_.Stop(), 0);
-  ASSERT_THAT(berthd_.Start(), IsOk());
-  EXPECT_EQ(uuid(), first);
-}
-
-TEST_F(BerthdTest, CtrEventsSeesNamespaceEvents) {
-  Process events({"ctr", "--address", berthd_.address(), "events"});
-  // Subscription is asynchronous: publish until the subscriber has heard one.
-  bool heard = false;
-  for (int i = 0; i < 50 && !heard; ++i) {
-    std::string name = absl::StrCat("watched-", i);
-    ASSERT_EQ(Ctr({"namespaces", "create", name}).exit_code, 0);
-    heard = events.WaitForOutput("/namespaces/create", absl::Milliseconds(100));
-  }
-  ASSERT_TRUE(heard) << events.Output();
-  ASSERT_EQ(Ctr({"namespaces", "label", "watched-0", "k=v"}).exit_code, 0);
-  ASSERT_EQ(Ctr({"namespaces", "rm", "watched-0"}).exit_code, 0);
-  EXPECT_TRUE(events.WaitForOutput("/namespaces/delete", absl::Seconds(10))) << events.Output();
-  std::string output = events.Output();
-  EXPECT_THAT(output, HasSubstr("/namespaces/update"));
-  EXPECT_THAT(output, HasSubstr("\"name\":\"watched-0\""));
-  events.Stop(SIGTERM);
-}
-
-TEST_F(BerthdTest, CtrEventsFilterSelectsTopicAndEventFields) {
-  // One filter string: its selectors are ANDed (several strings are ORed).
-  Process events({"ctr", "--address", berthd_.address(), "events",
-                  "topic==\"/namespaces/delete\",event.name~=\"^keep\""});
-  bool heard = false;
-  for (int i = 0; i < 50 && !heard; ++i) {
-    std::string name = absl::StrCat("keep-", i);
-    ASSERT_EQ(Ctr({"namespaces", "create", name}).exit_code, 0);
-    ASSERT_EQ(Ctr({"namespaces", "rm", name}).exit_code, 0);
-    heard = events.WaitForOutput("/namespaces/delete", absl::Milliseconds(100));
-  }
-  ASSERT_TRUE(heard) << events.Output();
-  ASSERT_EQ(Ctr({"namespaces", "create", "other"}).exit_code, 0);
-  ASSERT_EQ(Ctr({"namespaces", "rm", "other"}).exit_code, 0);
-  ASSERT_EQ(Ctr({"namespaces", "create", "keep-last"}).exit_code, 0);
-  ASSERT_EQ(Ctr({"namespaces", "rm", "keep-last"}).exit_code, 0);
-  ASSERT_TRUE(events.WaitForOutput("keep-last", absl::Seconds(10))) << events.Output();
-  std::string output = events.Output();
-  EXPECT_THAT(output, Not(HasSubstr("/namespaces/create")));
-  EXPECT_THAT(output, Not(HasSubstr("\"other\"")));
-  events.Stop(SIGTERM);
-}
-
-TEST_F(BerthdTest, CtrEventsWithBadFilterFails) {
-  CommandResult r = RunCommand({"timeout", "10", "ctr", "--address", berthd_.address(), "events", "topic=="});
-  EXPECT_NE(r.exit_code, 0);
-  EXPECT_THAT(r.err, HasSubstr("code = InvalidArgument"));
-  EXPECT_THAT(r.err, HasSubstr("topic=="));
 }
 
 // A reflection client made from the reflection service's own descriptors,
 // which the gRPC reflection library carries: it lists what berthd serves.
-std::set<std::string> ReflectedServices(const BerthDaemon& berthd) {
+std::set<std::string> ReflectedServices(const Daemon& berthd) {
   // Naming the plugin links the library, and with it the descriptors.
   [[maybe_unused]] volatile auto keep = &grpc::reflection::InitProtoReflectionServerBuilderPlugin;
   const auto* pool = google::protobuf::DescriptorPool::generated_pool();
@@ -329,31 +159,42 @@ TEST_F(BerthdTest, ReflectionListsEveryService) {
   }
 }
 
-// grpc.health.v1.Health/Check with an empty request (service ""): the answer
-// is HealthCheckResponse{status: SERVING}, field 1 = 1, on the wire 08 01.
-TEST_F(BerthdTest, HealthCheckSaysServing) {
-  grpc::GenericStub stub(Connect(berthd_));
-  grpc::ClientContext context;
-  grpc::Slice no_bytes("");
-  grpc::ByteBuffer request(&no_bytes, 1), response;
-  grpc::Status status;
-  absl::Mutex mu;
-  bool done = false;
-  grpc::StubOptions options;
-  stub.UnaryCall(&context, "/grpc.health.v1.Health/Check", options, &request, &response,
-                 [&](grpc::Status s) {
-                   absl::MutexLock lock(&mu);
-                   status = s;
-                   done = true;
-                 });
-  absl::MutexLock lock(&mu);
-  mu.Await(absl::Condition(&done));
-  ASSERT_TRUE(status.ok()) << status.error_message();
-  std::vector<grpc::Slice> slices;
-  ASSERT_TRUE(response.Dump(&slices).ok());
-  std::string bytes;
-  for (const grpc::Slice& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  EXPECT_EQ(bytes, std::string("\x08\x01", 2));
+// Where containerd 1.6 is lax, Berth answers with the code the request
+// deserves: containerd ignores List's filter, creates a namespace when asked
+// to label a missing one, reports a missing namespace's Delete and a bad
+// Subscribe filter as Unknown.
+TEST_F(BerthdTest, NamespaceAndEventErrorsAreStricterThanContainerd) {
+  namespace api = containerd::services::namespaces::v1;
+  auto stub = api::Namespaces::NewStub(Connect(berthd_));
+  api::ListNamespacesRequest list;
+  list.set_filter("name~=\"(\"");
+  api::ListNamespacesResponse listed;
+  grpc::ClientContext c1;
+  grpc::Status status = stub->List(&c1, list, &listed);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("name~="));
+
+  api::UpdateNamespaceRequest update;
+  update.mutable_namespace_()->set_name("ghost");
+  (*update.mutable_namespace_()->mutable_labels())["a"] = "b";
+  update.mutable_update_mask()->add_paths("labels.a");
+  api::UpdateNamespaceResponse updated;
+  grpc::ClientContext c2;
+  status = stub->Update(&c2, update, &updated);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Ctr({"namespaces", "ls", "-q"}).out, "");
+
+  api::DeleteNamespaceRequest remove;
+  remove.set_name("nope");
+  google::protobuf::Empty empty;
+  grpc::ClientContext c3;
+  status = stub->Delete(&c3, remove, &empty);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(status.error_message(), HasSubstr("nope"));
+
+  CommandResult r =
+      RunCommand({"timeout", "10", "ctr", "--address", berthd_.address(), "events", "topic=="});
+  EXPECT_THAT(r.err, HasSubstr("code = InvalidArgument"));
 }
 
 TEST_F(BerthdTest, SigtermStopsCleanlyAndRemovesTheSocket) {
@@ -428,14 +269,14 @@ TEST_F(BerthdStartupTest, UnknownFlag) {
 
 TEST_F(BerthdStartupTest, UnknownConfigKeyWarnsAndStarts) {
   std::string config = WriteConfig("version = 2\n[grpc]\n  adress = \"/x\"\n");
-  BerthDaemon berthd;
+  Daemon berthd;
   ASSERT_THAT(berthd.Start({"--config", config}), IsOk());
   EXPECT_THAT(berthd.Log(), HasSubstr("grpc.adress"));
   EXPECT_EQ(Ctr(berthd, {"version"}).exit_code, 0);
 }
 
 TEST_F(BerthdStartupTest, StaleSocketIsReplaced) {
-  BerthDaemon berthd;
+  Daemon berthd;
   // A socket file nobody listens on, as a crashed daemon leaves behind.
   ASSERT_EQ(::mkdir(berthd.state().c_str(), 0700), 0);
   {
@@ -450,7 +291,7 @@ TEST_F(BerthdStartupTest, StaleSocketIsReplaced) {
 }
 
 TEST_F(BerthdStartupTest, BrokenMetadataFailsItsPluginsAndTheRestServe) {
-  BerthDaemon berthd;
+  Daemon berthd;
   std::string dir = berthd.root() + "/io.containerd.metadata.v1.sqlite";
   ASSERT_EQ(::mkdir(berthd.root().c_str(), 0700), 0);
   ASSERT_EQ(::mkdir(dir.c_str(), 0700), 0);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <fstream>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
@@ -193,34 +194,46 @@ std::string BerthdPath() {
   return absl::StrCat(srcdir ? srcdir : ".", "/", workspace ? workspace : "berth", "/daemon/berthd");
 }
 
-BerthDaemon::BerthDaemon() = default;
+std::string PeerName(Peer peer) { return peer == Peer::kBerthd ? "berthd" : "containerd"; }
 
-BerthDaemon::~BerthDaemon() {
+Daemon::Daemon(Peer peer) : peer_(peer) {}
+
+Daemon::~Daemon() {
   if (process_ != nullptr) Stop();
 }
 
-absl::Status BerthDaemon::Start(const std::vector<std::string>& extra_args) {
-  std::vector<std::string> argv = {BerthdPath(),       "--root",    root(), "--state",
-                                   state(),            "--address", address()};
+absl::Status Daemon::Start(const std::vector<std::string>& extra_args) {
+  std::vector<std::string> argv = {peer_ == Peer::kBerthd ? BerthdPath() : "containerd"};
+  if (peer_ == Peer::kContainerd) {
+    const std::string config = dir_.path() + "/containerd.toml";
+    std::ofstream(config) << "version = 2\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n";
+    argv.insert(argv.end(), {"--config", config});
+  }
+  argv.insert(argv.end(), {"--root", root(), "--state", state(), "--address", address()});
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   process_ = std::make_unique<Process>(argv);
-  if (process_->WaitForOutput("berthd successfully booted", absl::Seconds(30))) {
+  // Both daemons say so in these words once they serve.
+  if (process_->WaitForOutput("successfully booted", absl::Seconds(30))) {
     return absl::OkStatus();
   }
-  return absl::UnavailableError(absl::StrCat("berthd did not start (", absl::StrJoin(argv, " "),
-                                             "); its log:\n", process_->Output()));
+  return absl::UnavailableError(absl::StrCat(PeerName(peer_), " did not start (",
+                                             absl::StrJoin(argv, " "), "); its log:\n",
+                                             process_->Output()));
 }
 
-int BerthDaemon::Stop() {
+int Daemon::Stop() {
   if (process_ == nullptr) return -1;
-  int code = process_->Stop(SIGTERM);
-  return code;
+  return process_->Stop(SIGTERM);
 }
 
-std::string BerthDaemon::Log() { return process_ ? process_->Output() : ""; }
+std::string Daemon::Log() { return process_ ? process_->Output() : ""; }
 
-CommandResult Ctr(const BerthDaemon& berthd, const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {"ctr", "--address", berthd.address()};
+std::shared_ptr<grpc::Channel> Connect(const Daemon& daemon) {
+  return grpc::CreateChannel("unix:" + daemon.address(), grpc::InsecureChannelCredentials());
+}
+
+CommandResult Ctr(const Daemon& daemon, const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {"ctr", "--address", daemon.address()};
   argv.insert(argv.end(), args.begin(), args.end());
   return RunCommand(argv);
 }

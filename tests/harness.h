@@ -1,11 +1,15 @@
 // What integration tests stand on: running commands (the real `ctr`), and a
-// real berthd on its own temporary root, state directory and socket under
-// /tmp, stopped and removed when the test ends.
+// real daemon — berthd, or containerd as the reference peer — on its own
+// temporary root, state directory and socket under /tmp, stopped and removed
+// when the test ends.
 //
-//   BerthDaemon berthd;
+//   Daemon berthd;  // or Daemon containerd(Peer::kContainerd);
 //   ASSERT_THAT(berthd.Start(), IsOk());
 //   CommandResult r = Ctr(berthd, {"namespaces", "ls"});
 //   EXPECT_EQ(r.exit_code, 0) << r.err;
+//
+// Tests of behaviour containerd's API defines run against both peers: the
+// same assertions passing on containerd prove them honest.
 #ifndef BERTH_TESTS_HARNESS_H_
 #define BERTH_TESTS_HARNESS_H_
 
@@ -14,6 +18,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <grpcpp/grpcpp.h>
 
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
@@ -76,14 +82,20 @@ class Process {
 // The berthd binary this test was built with.
 std::string BerthdPath();
 
-class BerthDaemon {
- public:
-  BerthDaemon();
-  ~BerthDaemon();
+enum class Peer { kBerthd, kContainerd };
 
-  // Starts berthd with --root, --state and --address in this daemon's temp
-  // dir plus `extra_args`, and waits until it serves. On failure the status
-  // carries the daemon's log.
+// "berthd" or "containerd", for test names.
+std::string PeerName(Peer peer);
+
+class Daemon {
+ public:
+  explicit Daemon(Peer peer = Peer::kBerthd);
+  ~Daemon();
+
+  // Starts the daemon with --root, --state and --address in its temp dir
+  // plus `extra_args`, and waits until it serves. containerd runs without
+  // its CRI plugin, which would reach beyond the temp dir. On failure the
+  // status carries the daemon's log.
   absl::Status Start(const std::vector<std::string>& extra_args = {});
   // SIGTERM, then the exit code.
   int Stop();
@@ -91,16 +103,21 @@ class BerthDaemon {
   const std::string& dir() const { return dir_.path(); }
   std::string root() const { return dir_.path() + "/root"; }
   std::string state() const { return dir_.path() + "/state"; }
-  std::string address() const { return dir_.path() + "/berth.sock"; }
+  std::string address() const { return dir_.path() + "/daemon.sock"; }
+  Peer peer() const { return peer_; }
   std::string Log();
 
  private:
+  Peer peer_;
   TempDir dir_;
   std::unique_ptr<Process> process_;
 };
 
-// `ctr --address <berthd's socket> args...`.
-CommandResult Ctr(const BerthDaemon& berthd, const std::vector<std::string>& args);
+// A gRPC channel to the daemon's socket.
+std::shared_ptr<grpc::Channel> Connect(const Daemon& daemon);
+
+// `ctr --address <the daemon's socket> args...`.
+CommandResult Ctr(const Daemon& daemon, const std::vector<std::string>& args);
 
 }  // namespace berth::testing
 
