@@ -4,8 +4,12 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
+#include <signal.h>
+
 #include "absl/strings/str_cat.h"
 #include "base/status_matchers.h"
+#include "github.com/containerd/containerd/api/events/namespace.pb.h"
+#include "github.com/containerd/containerd/api/services/events/v1/events.grpc.pb.h"
 #include "github.com/containerd/containerd/api/services/introspection/v1/introspection.grpc.pb.h"
 #include "github.com/containerd/containerd/api/services/namespaces/v1/namespace.grpc.pb.h"
 #include "gtest/gtest.h"
@@ -229,6 +233,66 @@ TEST_P(ApiTest, HealthCheckSaysServing) {
   EXPECT_EQ(bytes, std::string("\x08\x01", 2));
 }
 
+
+// Publish and Forward through the Events service reach `ctr events`; bad
+// topics and missing namespaces are refused.
+TEST_P(ApiTest, PublishAndForwardReachSubscribers) {
+  namespace api = containerd::services::events::v1;
+  auto stub = api::Events::NewStub(Connect(daemon_));
+  containerd::events::NamespaceCreate event;
+  event.set_name("published");
+  auto publish = [&](const std::string& topic, const char* ns) {
+    api::PublishRequest request;
+    request.set_topic(topic);
+    request.mutable_event()->set_type_url("containerd.events.NamespaceCreate");
+    request.mutable_event()->set_value(event.SerializeAsString());
+    google::protobuf::Empty empty;
+    grpc::ClientContext context;
+    if (ns != nullptr) context.AddMetadata("containerd-namespace", ns);
+    return stub->Publish(&context, request, &empty);
+  };
+  Process events({"ctr", "--address", daemon_.address(), "events", "topic~=\"^/test/\""});
+  bool heard = false;
+  for (int i = 0; i < 50 && !heard; ++i) {
+    ASSERT_TRUE(publish("/test/publish", "team").ok());
+    heard = events.WaitForOutput("/test/publish", absl::Milliseconds(100));
+  }
+  ASSERT_TRUE(heard) << events.Output();
+  EXPECT_THAT(events.Output(), HasSubstr("team /test/publish {\"name\":\"published\"}"));
+
+  api::ForwardRequest forward;
+  api::Envelope* envelope = forward.mutable_envelope();
+  envelope->mutable_timestamp()->set_seconds(1700000000);
+  envelope->set_namespace_("elsewhere");
+  envelope->set_topic("/test/forward");
+  envelope->mutable_event()->set_type_url("containerd.events.NamespaceCreate");
+  envelope->mutable_event()->set_value(event.SerializeAsString());
+  google::protobuf::Empty empty;
+  grpc::ClientContext context;
+  ASSERT_TRUE(stub->Forward(&context, forward, &empty).ok());
+  EXPECT_TRUE(events.WaitForOutput("elsewhere /test/forward", absl::Seconds(10))) << events.Output();
+  EXPECT_THAT(events.Output(), HasSubstr("2023-11-14 22:13:20 +0000 UTC elsewhere /test/forward"));
+
+  EXPECT_EQ(publish("no-slash", "team").error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(publish("/bad topic", "team").error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(publish("/test/x", nullptr).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  events.Stop(SIGTERM);
+  EXPECT_THAT(events.Output(), Not(HasSubstr("no-slash")));
+}
+
+// A daemon stopped while a subscriber streams still stops cleanly, and the
+// subscriber's stream ends.
+TEST_P(ApiTest, StopsCleanlyWithASubscriberAttached) {
+  Process events({"ctr", "--address", daemon_.address(), "events"});
+  bool heard = false;
+  for (int i = 0; i < 50 && !heard; ++i) {
+    ASSERT_EQ(Ctr({"namespaces", "create", absl::StrCat("n", i)}).exit_code, 0);
+    heard = events.WaitForOutput("/namespaces/create", absl::Milliseconds(100));
+  }
+  ASSERT_TRUE(heard);
+  EXPECT_EQ(daemon_.Stop(), 0) << daemon_.Log();
+  EXPECT_TRUE(events.Wait(absl::Seconds(10)).has_value()) << "ctr events still runs";
+}
 
 }  // namespace
 }  // namespace berth::testing

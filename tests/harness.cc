@@ -168,24 +168,23 @@ bool Process::Running() {
   return true;
 }
 
-int Process::Stop(int signal, absl::Duration timeout) {
-  if (pid_ <= 0) return -1;
-  if (reaped_) return exit_code_;
-  ::kill(pid_, signal);
+std::optional<int> Process::Wait(absl::Duration timeout) {
+  if (pid_ <= 0) return std::nullopt;
   absl::Time deadline = absl::Now() + timeout;
-  int status = 0;
   // Reaping is the only way to learn of the exit without a pidfd; poll it.
-  while (::waitpid(pid_, &status, WNOHANG) == 0) {
-    if (absl::Now() > deadline) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, &status, 0);
-      break;
-    }
+  while (Running()) {
+    if (absl::Now() > deadline) return std::nullopt;
     absl::SleepFor(absl::Milliseconds(5));
   }
-  reaped_ = true;
-  exit_code_ = ExitCode(status);
   return exit_code_;
+}
+
+int Process::Stop(int signal, absl::Duration timeout) {
+  if (pid_ <= 0) return -1;
+  if (!reaped_) ::kill(pid_, signal);
+  if (std::optional<int> code = Wait(timeout)) return *code;
+  ::kill(pid_, SIGKILL);
+  return *Wait(absl::InfiniteDuration());
 }
 
 std::string BerthdPath() {

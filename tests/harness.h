@@ -15,6 +15,7 @@
 
 #include <sys/types.h>
 
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -65,7 +66,11 @@ class Process {
   // the process exits, or `timeout` passes. True if the text appeared.
   bool WaitForOutput(const std::string& text, absl::Duration timeout);
   std::string Output();
-  // Sends `signal` and reaps; returns the exit code (128 + signal if killed).
+  // Waits up to `timeout` for the process to exit by itself: its exit code,
+  // or nullopt if it is still running.
+  std::optional<int> Wait(absl::Duration timeout);
+  // Sends `signal`, then SIGKILL if it has not exited within `timeout`;
+  // returns the exit code (128 + signal if killed).
   int Stop(int signal, absl::Duration timeout = absl::Seconds(10));
   bool Running();
 
