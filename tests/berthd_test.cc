@@ -313,6 +313,26 @@ TEST_F(BerthdStartupTest, BrokenMetadataFailsItsPluginsAndTheRestServe) {
   EXPECT_EQ(kept, garbage);
 }
 
+TEST_F(BerthdStartupTest, ConfigDumpShowsFileAndFlagsTogether) {
+  std::string config = WriteConfig("version = 2\n[debug]\n  level = \"debug\"\n");
+  CommandResult r = RunCommand({BerthdPath(), "--config", config, "--root", "/srv/berth", "config", "dump"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("root = \"/srv/berth\""));
+  EXPECT_THAT(r.out, HasSubstr("level = \"debug\""));
+  EXPECT_THAT(r.out, HasSubstr("address = \"/run/berth/berth.sock\""));
+}
+
+TEST_F(BerthdStartupTest, SigintStopsCleanly) {
+  Daemon berthd;
+  ASSERT_THAT(berthd.Start({"--log-level", "debug"}), IsOk());
+  EXPECT_EQ(Ctr(berthd, {"version"}).exit_code, 0);
+  // A person's Ctrl-C does what SIGTERM does.
+  EXPECT_EQ(berthd.Stop(SIGINT), 0);
+  EXPECT_THAT(berthd.Log(), HasSubstr("msg=\"stopping berthd\" signal=Interrupt"));
+  EXPECT_THAT(berthd.Log(), HasSubstr("berthd stopped"));
+  EXPECT_EQ(::access(berthd.address().c_str(), F_OK), -1);
+}
+
 TEST_F(BerthdStartupTest, ConfigDefaultPrintsTheDefaults) {
   CommandResult r = RunCommand({BerthdPath(), "config", "default"});
   ASSERT_EQ(r.exit_code, 0) << r.err;

@@ -220,9 +220,9 @@ absl::Status Daemon::Start(const std::vector<std::string>& extra_args) {
                                              process_->Output()));
 }
 
-int Daemon::Stop() {
+int Daemon::Stop(int signal) {
   if (process_ == nullptr) return -1;
-  return process_->Stop(SIGTERM);
+  return process_->Stop(signal);
 }
 
 std::string Daemon::Log() { return process_ ? process_->Output() : ""; }

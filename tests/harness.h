@@ -13,6 +13,7 @@
 #ifndef BERTH_TESTS_HARNESS_H_
 #define BERTH_TESTS_HARNESS_H_
 
+#include <signal.h>
 #include <sys/types.h>
 
 #include <optional>
@@ -102,8 +103,8 @@ class Daemon {
   // its CRI plugin, which would reach beyond the temp dir. On failure the
   // status carries the daemon's log.
   absl::Status Start(const std::vector<std::string>& extra_args = {});
-  // SIGTERM, then the exit code.
-  int Stop();
+  // Sends `signal` and returns the exit code.
+  int Stop(int signal = SIGTERM);
 
   const std::string& dir() const { return dir_.path(); }
   std::string root() const { return dir_.path() + "/root"; }
