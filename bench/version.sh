@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # bench/version.sh [N]
 #
-# `ctr version` round trips and idle memory, berthd beside a private
+# `ctr version` round trips, raw Version RPC round trips on one connection
+# (the daemon's own cost, without ctr's start-up) and idle memory, berthd
+# beside a private
 # containerd started by this script, in one run on this machine. Prints the
 # figures and berthd/containerd ratios; never passes or fails on time.
 #
 # Both daemons run on their own root, state and socket under a temp dir in
 # /tmp, inside a private mount namespace; the script stops both and removes
-# everything it made. Needs root, a built //daemon:berthd, and Debian's
-# containerd.
+# everything it made. Needs root, a built //daemon:berthd and
+# //bench:version_rtt, and Debian's containerd.
 set -euo pipefail
 export LC_ALL=C
 
@@ -19,7 +21,9 @@ fi
 N=${1:-200}
 top=$(cd "$(dirname "$0")/.." && pwd)
 berthd_bin="$top/bazel-bin/daemon/berthd"
-[ -x "$berthd_bin" ] || { echo "bench: build //daemon:berthd first" >&2; exit 1; }
+rtt_bin="$top/bazel-bin/bench/version_rtt"
+[ -x "$berthd_bin" ] && [ -x "$rtt_bin" ] || {
+  echo "bench: bazel build //daemon:berthd //bench:version_rtt first" >&2; exit 1; }
 
 d=$(mktemp -d /tmp/berth-bench-XXXXXX)
 pids=()
@@ -65,6 +69,9 @@ median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {printf "%.2f", (N
 bm=$(median "${berth_ms[@]}")
 cm=$(median "${ctrd_ms[@]}")
 
+read -r b_rtt b_p99 < <("$rtt_bin" "$d/berth.sock" $((N * 10)))
+read -r c_rtt c_p99 < <("$rtt_bin" "$d/ctrd.sock" $((N * 10)))
+
 # Idle memory after the round trips have settled.
 sleep 2
 field() { awk -v f="$2:" '$1==f {print $2}' "/proc/$1/status"; }
@@ -73,4 +80,5 @@ b_thr=$(field "$berthd_pid" Threads); c_thr=$(field "$containerd_pid" Threads)
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
 echo "ctr version median over $N calls: berthd ${bm} ms, containerd ${cm} ms, ratio $(ratio "$bm" "$cm")"
+echo "Version RPC on one connection, $((N * 10)) calls: berthd median ${b_rtt} us (p99 ${b_p99}), containerd ${c_rtt} us (p99 ${c_p99}), ratio $(ratio "$b_rtt" "$c_rtt")"
 echo "idle RSS: berthd $((b_rss / 1024)).$(((b_rss % 1024) * 10 / 1024)) MB ($b_thr threads), containerd $((c_rss / 1024)).$(((c_rss % 1024) * 10 / 1024)) MB ($c_thr threads), ratio $(ratio "$b_rss" "$c_rss")"
