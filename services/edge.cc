@@ -30,6 +30,13 @@ absl::StatusOr<std::string> RequestNamespace(const grpc::CallbackServerContext& 
   return name;
 }
 
+std::string RequestLease(const grpc::CallbackServerContext& context) {
+  const auto& metadata = context.client_metadata();
+  auto it = metadata.find(kLeaseMetadataKey);
+  if (it == metadata.end()) return std::string();
+  return std::string(it->second.data(), it->second.size());
+}
+
 grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* context,
                                  const absl::Status& status) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();

@@ -5,6 +5,7 @@
 #ifndef BERTH_SERVICES_EDGE_H_
 #define BERTH_SERVICES_EDGE_H_
 
+#include <functional>
 #include <map>
 #include <string>
 
@@ -18,6 +19,8 @@ namespace berth::services {
 
 // The gRPC metadata key that carries the namespace of a request.
 inline constexpr char kNamespaceMetadataKey[] = "containerd-namespace";
+// The gRPC metadata key that ties what a request creates to a lease.
+inline constexpr char kLeaseMetadataKey[] = "containerd-lease";
 
 // absl and gRPC share the canonical codes, so the code carries over as is;
 // the message is kept, so clients print `ctr: namespace "x": not found`.
@@ -34,11 +37,64 @@ absl::StatusOr<std::string> OptionalRequestNamespace(const grpc::CallbackServerC
 // Finishes a unary call with `status`, mapped.
 grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* context, const absl::Status& status);
 
+// A server stream whose messages come from `next`, one write in flight at a
+// time: `next` fills the next message and returns true, or returns false
+// when the stream is complete, or an error that ends the call with it. It
+// runs on gRPC's callback threads, so it must not wait on anything but the
+// disk.
+template <typename Response>
+grpc::ServerWriteReactor<Response>* StreamFrom(
+    std::function<absl::StatusOr<bool>(Response*)> next);
+
+// The lease a request names in its `containerd-lease` metadata, or "".
+std::string RequestLease(const grpc::CallbackServerContext& context);
+
 // Labels between protobuf maps and std::map.
 std::map<std::string, std::string> LabelsFromProto(
     const google::protobuf::Map<std::string, std::string>& labels);
 void LabelsToProto(const std::map<std::string, std::string>& labels,
                    google::protobuf::Map<std::string, std::string>* out);
+
+namespace edge_internal {
+
+template <typename Response>
+class GeneratedStream final : public grpc::ServerWriteReactor<Response> {
+ public:
+  explicit GeneratedStream(std::function<absl::StatusOr<bool>(Response*)> next)
+      : next_(std::move(next)) {
+    WriteNext();
+  }
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      this->Finish(grpc::Status::CANCELLED);
+      return;
+    }
+    WriteNext();
+  }
+  void OnDone() override { delete this; }
+
+ private:
+  void WriteNext() {
+    message_.Clear();
+    absl::StatusOr<bool> more = next_(&message_);
+    if (!more.ok() || !*more) {
+      this->Finish(ToGrpcStatus(more.status()));
+      return;
+    }
+    this->StartWrite(&message_);
+  }
+
+  std::function<absl::StatusOr<bool>(Response*)> next_;
+  Response message_;
+};
+
+}  // namespace edge_internal
+
+template <typename Response>
+grpc::ServerWriteReactor<Response>* StreamFrom(
+    std::function<absl::StatusOr<bool>(Response*)> next) {
+  return new edge_internal::GeneratedStream<Response>(std::move(next));
+}
 
 }  // namespace berth::services
 

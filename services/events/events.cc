@@ -218,13 +218,6 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<api::Envelope> {
   berth::events::Subscription subscription_;
 };
 
-// Like ServerWriteReactor, but ends at once with an error.
-class FailedSubscribe final : public grpc::ServerWriteReactor<api::Envelope> {
- public:
-  explicit FailedSubscribe(const absl::Status& status) { Finish(ToGrpcStatus(status)); }
-  void OnDone() override { delete this; }
-};
-
 class Service final : public api::Events::CallbackService, public daemon::GrpcService {
  public:
   explicit Service(std::shared_ptr<Exchange> exchange) : exchange_(std::move(exchange)) {}
@@ -260,7 +253,10 @@ class Service final : public api::Events::CallbackService, public daemon::GrpcSe
   grpc::ServerWriteReactor<api::Envelope>* Subscribe(grpc::CallbackServerContext*,
                                                      const api::SubscribeRequest* request) override {
     absl::StatusOr<filters::Filter> filter = filters::Filter::ParseAny(request->filters());
-    if (!filter.ok()) return new FailedSubscribe(filter.status());
+    if (!filter.ok()) {
+      return StreamFrom<api::Envelope>(
+          [status = filter.status()](api::Envelope*) -> absl::StatusOr<bool> { return status; });
+    }
     return new SubscribeReactor(*exchange_, *std::move(filter));
   }
 
