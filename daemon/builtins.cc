@@ -4,14 +4,24 @@
 
 #include "base/status.h"
 #include "events/exchange.h"
+#include "services/content/content.h"
 #include "services/events/events.h"
 #include "services/health/health.h"
 #include "services/introspection/introspection.h"
+#include "services/leases/leases.h"
 #include "services/namespaces/namespaces.h"
 #include "services/version/version.h"
-#include "store/metadata.h"
+#include "store/content_store.h"
+#include "store/gc.h"
+#include "store/namespaced_content.h"
 
 namespace berth::daemon {
+namespace {
+
+// Beyond the collections deletions trigger: expired leases go within this.
+constexpr absl::Duration kGcPeriod = absl::Minutes(1);
+
+}  // namespace
 
 void RegisterBuiltins(Registry& registry) {
   registry.Register({.type = kEventPlugin,
@@ -19,16 +29,38 @@ void RegisterBuiltins(Registry& registry) {
                      .init = [](InitContext&) -> absl::StatusOr<std::any> {
                        return std::make_shared<events::Exchange>();
                      }});
+  registry.Register({.type = kContentPlugin,
+                     .id = "content",
+                     .init = [](InitContext& ic) -> absl::StatusOr<std::any> {
+                       BERTH_ASSIGN_OR_RETURN(std::unique_ptr<store::ContentStore> blobs,
+                                              store::ContentStore::Open(ic.root()));
+                       return std::shared_ptr<store::ContentStore>(std::move(blobs));
+                     }});
   registry.Register({.type = kMetadataPlugin,
                      .id = "sqlite",
+                     .requires_types = {kContentPlugin},
                      .init = [](InitContext& ic) -> absl::StatusOr<std::any> {
-                       BERTH_ASSIGN_OR_RETURN(std::unique_ptr<store::MetadataStore> store,
+                       BERTH_ASSIGN_OR_RETURN(auto blobs, ic.Get<store::ContentStore>(kContentPlugin));
+                       BERTH_ASSIGN_OR_RETURN(std::unique_ptr<store::MetadataStore> metadata,
                                               store::MetadataStore::Open(ic.root() + "/meta.db"));
-                       return std::shared_ptr<store::MetadataStore>(std::move(store));
+                       auto db = std::make_shared<store::Database>();
+                       db->metadata = std::move(metadata);
+                       db->content = std::make_shared<store::NamespacedContent>(blobs, db->metadata);
+                       return db;
                      }});
+  registry.Register({.type = kGcPlugin,
+                     .id = "scheduler",
+                     .requires_types = {kMetadataPlugin},
+                     .init = [](InitContext& ic) -> absl::StatusOr<std::any> {
+                       BERTH_ASSIGN_OR_RETURN(auto db, ic.Get<store::Database>(kMetadataPlugin));
+                       return std::make_shared<store::GarbageCollector>(db->metadata, db->content,
+                                                                        kGcPeriod);
+                     }});
+  services::content::Register(registry);
   services::events::Register(registry);
   services::health::Register(registry);
   services::introspection::Register(registry);
+  services::leases::Register(registry);
   services::namespaces::Register(registry);
   services::version::Register(registry);
 }

@@ -42,7 +42,9 @@ class ServerBuilder;
 namespace berth::daemon {
 
 // Plugin types, named as containerd names them so introspection reads alike.
+inline constexpr char kContentPlugin[] = "io.containerd.content.v1";
 inline constexpr char kEventPlugin[] = "io.containerd.event.v1";
+inline constexpr char kGcPlugin[] = "io.containerd.gc.v1";
 inline constexpr char kGrpcPlugin[] = "io.containerd.grpc.v1";
 inline constexpr char kMetadataPlugin[] = "io.containerd.metadata.v1";
 inline constexpr char kServicePlugin[] = "io.containerd.service.v1";

@@ -13,6 +13,12 @@ namespace berth::store {
 //   (its labels, its layers) therefore refers to the object by the object's
 //   rowid and does NOT repeat a `namespace` column, or the message would
 //   name it as well.
+// - Two tables have a `namespace` column yet do not hold a namespace open,
+//   and DeleteNamespace skips them by name: `namespace_labels` (its parts)
+//   and `leases`, which containerd deletes with their namespace — so they
+//   reference it ON DELETE CASCADE, and their parts cascade from them.
+// - Times are INTEGER nanoseconds since the Unix epoch (UTC), as
+//   absl::ToUnixNanos gives them.
 // - STRICT tables, so a value of the wrong type is an error, not a coercion.
 // - A migration is a plain script: no BEGIN/COMMIT (Migrate wraps each one,
 //   with its PRAGMA user_version bump, in one transaction) and no PRAGMA
@@ -36,6 +42,65 @@ CREATE TABLE namespace_labels (
   value TEXT NOT NULL,
   PRIMARY KEY (namespace, key)
 ) STRICT, WITHOUT ROWID;
+)sql"},
+    {2, R"sql(
+-- Content records: namespace N has blob `digest`. Named `blobs`, as
+-- containerd's bucket, so DeleteNamespace says "still has blobs" as it does.
+-- No cascade from namespaces: DeleteNamespace refuses while rows remain.
+CREATE TABLE blobs (
+  id INTEGER PRIMARY KEY,
+  namespace TEXT NOT NULL REFERENCES namespaces (name),
+  digest TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  UNIQUE (namespace, digest)
+) STRICT;
+
+-- "Does any namespace still record this blob?"
+CREATE INDEX blobs_by_digest ON blobs (digest);
+
+CREATE TABLE blob_labels (
+  blob INTEGER NOT NULL REFERENCES blobs (id) ON DELETE CASCADE,
+  key TEXT NOT NULL,
+  value TEXT NOT NULL,
+  PRIMARY KEY (blob, key)
+) STRICT, WITHOUT ROWID;
+
+-- Garbage collection's roots. Partial: an index of every key would be
+-- maintained on every label write for this one lookup.
+CREATE INDEX blob_roots ON blob_labels (blob) WHERE key = 'containerd.io/gc.root';
+
+CREATE TABLE leases (
+  id INTEGER PRIMARY KEY,
+  namespace TEXT NOT NULL REFERENCES namespaces (name) ON DELETE CASCADE,
+  -- The lease's id, as clients name it.
+  name TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  -- Parsed from label containerd.io/gc.expire when the lease is created
+  -- (a lease's labels never change); NULL: never expires.
+  expires_at INTEGER,
+  UNIQUE (namespace, name)
+) STRICT;
+
+CREATE TABLE lease_labels (
+  lease INTEGER NOT NULL REFERENCES leases (id) ON DELETE CASCADE,
+  key TEXT NOT NULL,
+  value TEXT NOT NULL,
+  PRIMARY KEY (lease, key)
+) STRICT, WITHOUT ROWID;
+
+-- type: content, ingests or snapshots/<snapshotter>; resource: the digest,
+-- ingest ref or snapshot key.
+CREATE TABLE lease_resources (
+  lease INTEGER NOT NULL REFERENCES leases (id) ON DELETE CASCADE,
+  type TEXT NOT NULL,
+  resource TEXT NOT NULL,
+  PRIMARY KEY (lease, type, resource)
+) STRICT, WITHOUT ROWID;
+
+-- "Does another lease still hold this ingest?"
+CREATE INDEX lease_resources_by_resource ON lease_resources (type, resource);
 )sql"},
 };
 

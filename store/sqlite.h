@@ -43,6 +43,12 @@ class Db {
   // database is reported by the first statement (DataLoss), not here.
   static absl::StatusOr<Db> Open(const std::string& path, int busy_timeout_ms = 5000);
 
+  // Opens the existing database at `path` for reading only: any write through
+  // it fails (FailedPrecondition, SQLITE_READONLY). In WAL mode such a
+  // connection reads beside the writer, seeing the last commit as of the
+  // start of each transaction. NotFound if the file does not exist.
+  static absl::StatusOr<Db> OpenReadOnly(const std::string& path, int busy_timeout_ms = 5000);
+
   Db(Db&& other) noexcept;
   Db& operator=(Db&& other) noexcept;
   Db(const Db&) = delete;
@@ -69,6 +75,8 @@ class Db {
  private:
   Db(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
 
+  static absl::StatusOr<Db> OpenWithFlags(const std::string& path, int flags, int busy_timeout_ms);
+
   sqlite3* db_ = nullptr;
   std::string path_;
 };
@@ -86,6 +94,7 @@ class Statement {
   // Text is copied into SQLite, so `value` may go away before Step.
   absl::Status Bind(int index, absl::string_view value);
   absl::Status Bind(int index, int64_t value);
+  absl::Status BindNull(int index);
 
   // true: a row is ready for Column*(); false: the statement is done.
   absl::StatusOr<bool> Step();

@@ -6,9 +6,13 @@
 
 #include <signal.h>
 
+#include <fstream>
+
 #include "absl/strings/str_cat.h"
 #include "base/status_matchers.h"
 #include "github.com/containerd/containerd/api/events/namespace.pb.h"
+#include "github.com/containerd/containerd/api/services/content/v1/content.grpc.pb.h"
+#include "github.com/containerd/containerd/api/services/leases/v1/leases.grpc.pb.h"
 #include "github.com/containerd/containerd/api/services/events/v1/events.grpc.pb.h"
 #include "github.com/containerd/containerd/api/services/introspection/v1/introspection.grpc.pb.h"
 #include "github.com/containerd/containerd/api/services/namespaces/v1/namespace.grpc.pb.h"
@@ -292,6 +296,216 @@ TEST_P(ApiTest, StopsCleanlyWithASubscriberAttached) {
   ASSERT_TRUE(heard);
   EXPECT_EQ(daemon_.Stop(), 0) << daemon_.Log();
   EXPECT_TRUE(events.Wait(absl::Seconds(10)).has_value()) << "ctr events still runs";
+}
+
+namespace content_api = ::containerd::services::content::v1;
+
+// Random bytes, different each call.
+std::string RandomBytes(size_t n) {
+  std::string bytes(n, '\0');
+  std::ifstream("/dev/urandom", std::ios::binary).read(bytes.data(), n);
+  return bytes;
+}
+
+// "sha256:<hex>" of `bytes`, computed by coreutils' sha256sum.
+std::string Sha256(const std::string& bytes) {
+  CommandResult r = RunCommand({"sha256sum"}, absl::Seconds(60), bytes);
+  return "sha256:" + r.out.substr(0, 64);
+}
+
+std::unique_ptr<grpc::ClientContext> NamespacedContext(const std::string& ns,
+                                                       const std::string& lease = "") {
+  auto context = std::make_unique<grpc::ClientContext>();
+  // A peer that never answers fails the test instead of hanging it.
+  context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  context->AddMetadata("containerd-namespace", ns);
+  if (!lease.empty()) context->AddMetadata("containerd-lease", lease);
+  return context;
+}
+
+// Writes `data` from `offset` on as ingest `ref` in chunks and commits it
+// with `expected` (empty: no check), as containerd's remote writer does.
+grpc::Status WriteBlob(const Daemon& daemon, const std::string& ns, const std::string& lease,
+                       const std::string& ref, const std::string& data,
+                       const std::string& expected = "") {
+  auto stub = content_api::Content::NewStub(Connect(daemon));
+  auto context = NamespacedContext(ns, lease);
+  auto stream = stub->Write(context.get());
+  content_api::WriteContentRequest request;
+  content_api::WriteContentResponse response;
+  request.set_action(content_api::STAT);
+  request.set_ref(ref);
+  request.set_total(static_cast<int64_t>(data.size()));
+  if (!stream->Write(request) || !stream->Read(&response)) return stream->Finish();
+  int64_t offset = response.offset();
+  constexpr size_t kChunk = 1 << 20;
+  while (offset < static_cast<int64_t>(data.size())) {
+    request.Clear();
+    request.set_action(content_api::WRITE);
+    request.set_ref(ref);
+    request.set_offset(offset);
+    request.set_data(data.substr(offset, kChunk));
+    if (!stream->Write(request) || !stream->Read(&response)) return stream->Finish();
+    offset = response.offset();
+  }
+  request.Clear();
+  request.set_action(content_api::COMMIT);
+  request.set_ref(ref);
+  request.set_offset(offset);
+  request.set_total(static_cast<int64_t>(data.size()));
+  request.set_expected(expected);
+  if (!stream->Write(request) || !stream->Read(&response)) return stream->Finish();
+  stream->WritesDone();
+  // containerd answers a commit that resumed an ingest twice: drain what is
+  // left, since Finish waits for every message to be read.
+  while (stream->Read(&response)) {
+  }
+  return stream->Finish();
+}
+
+grpc::Status ContentInfo(const Daemon& daemon, const std::string& ns, const std::string& digest) {
+  auto stub = content_api::Content::NewStub(Connect(daemon));
+  content_api::InfoRequest request;
+  request.set_digest(digest);
+  content_api::InfoResponse response;
+  return stub->Info(NamespacedContext(ns).get(), request, &response);
+}
+
+TEST_P(ApiTest, CtrContentIngestGetLabelRemove) {
+  const std::string data = RandomBytes(3 << 20);
+  const std::string digest = Sha256(data);
+  CommandResult r = RunCommand({"ctr", "--address", daemon_.address(), "content", "ingest", "upload-1"},
+                               absl::Seconds(60), data);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = Ctr({"content", "ls", "-q"});
+  EXPECT_THAT(r.out, HasSubstr(digest)) << r.err;
+  r = Ctr({"content", "get", digest});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(r.out == data) << "ctr content get returned " << r.out.size() << " bytes";
+
+  r = Ctr({"content", "label", digest, "owner=alice", "containerd.io/gc.root=now"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = Ctr({"content", "ls"});
+  EXPECT_THAT(r.out, HasSubstr("owner=alice"));
+  EXPECT_THAT(Ctr({"content", "ls", "-q", "labels.owner==alice"}).out, HasSubstr(digest));
+  EXPECT_EQ(Ctr({"content", "ls", "-q", "labels.owner==bob"}).out, "");
+
+  // The blob is shared on disk but another namespace does not see it.
+  EXPECT_EQ(ContentInfo(daemon_, "other", digest).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_TRUE(ContentInfo(daemon_, "default", digest).ok());
+
+  r = Ctr({"content", "rm", digest});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Ctr({"content", "ls", "-q"}).out, "");
+  EXPECT_EQ(ContentInfo(daemon_, "default", digest).error_code(), grpc::StatusCode::NOT_FOUND);
+  r = Ctr({"content", "get", digest});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr("not found"));
+}
+
+struct BadContentCall {
+  const char* name;
+  std::vector<std::string> args;
+  const char* error;
+};
+
+TEST_P(ApiTest, BadContentRequestsFailClearly) {
+  const BadContentCall cases[] = {
+      {"InfoOfBadDigest", {"content", "get", "sha256:xyz"}, "invalid"},
+      {"InfoOfUppercaseDigest", {"content", "get", "sha256:" + std::string(64, 'A')}, "invalid"},
+      {"GetMissing", {"content", "get", "sha256:" + std::string(64, 'a')}, "not found"},
+      {"LabelMissing", {"content", "label", "sha256:" + std::string(64, 'a'), "a=b"}, "not found"},
+  };
+  for (const BadContentCall& c : cases) {
+    CommandResult r = Ctr(c.args);
+    EXPECT_NE(r.exit_code, 0) << c.name;
+    EXPECT_THAT(r.err, HasSubstr(c.error)) << c.name;
+  }
+}
+
+TEST_P(ApiTest, CommitWithWrongDigestKeepsTheIngestForRetry) {
+  const std::string data = RandomBytes(1 << 20);
+  const std::string wrong = "sha256:" + std::string(64, 'a');
+  grpc::Status status = WriteBlob(daemon_, "default", "", "retry-me", data, wrong);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << status.error_message();
+  EXPECT_EQ(ContentInfo(daemon_, "default", wrong).error_code(), grpc::StatusCode::NOT_FOUND);
+  CommandResult r = Ctr({"content", "active"});
+  EXPECT_THAT(r.out, HasSubstr("retry-me"));
+  // The retry resumes at the offset reached and commits.
+  ASSERT_TRUE(WriteBlob(daemon_, "default", "", "retry-me", data, Sha256(data)).ok());
+  EXPECT_TRUE(ContentInfo(daemon_, "default", Sha256(data)).ok());
+  EXPECT_THAT(Ctr({"content", "active"}).out, Not(HasSubstr("retry-me")));
+}
+
+TEST_P(ApiTest, CtrLeasesCreateListRemove) {
+  CommandResult r = Ctr({"leases", "create", "--id", "hold-1", "team=a"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = Ctr({"leases", "ls"});
+  EXPECT_THAT(r.out, HasSubstr("hold-1"));
+  EXPECT_THAT(r.out, HasSubstr("team=a"));
+  EXPECT_EQ(Ctr({"leases", "ls", "-q", "labels.team==b"}).out, "");
+  r = Ctr({"leases", "create", "--id", "hold-1"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr("already exists"));
+  ASSERT_EQ(Ctr({"leases", "rm", "hold-1"}).exit_code, 0);
+  EXPECT_EQ(Ctr({"leases", "ls", "-q"}).out, "");
+}
+
+// Content written under a lease survives collections while the lease lives
+// and is collected once it is deleted.
+TEST_P(ApiTest, LeaseHoldsContentUntilItIsDeleted) {
+  ASSERT_EQ(Ctr({"leases", "create", "--id", "hold"}).exit_code, 0);
+  ASSERT_EQ(Ctr({"leases", "create", "--id", "other"}).exit_code, 0);
+  const std::string data = RandomBytes(1 << 20);
+  const std::string digest = Sha256(data);
+  ASSERT_TRUE(WriteBlob(daemon_, "default", "hold", "held", data).ok());
+  // Deleting another lease with --sync runs a whole collection.
+  ASSERT_EQ(Ctr({"leases", "rm", "--sync", "other"}).exit_code, 0);
+  EXPECT_TRUE(ContentInfo(daemon_, "default", digest).ok());
+  CommandResult r = Ctr({"leases", "ls"});
+  ASSERT_EQ(Ctr({"leases", "rm", "--sync", "hold"}).exit_code, 0);
+  EXPECT_EQ(ContentInfo(daemon_, "default", digest).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+// kill -9 of the daemon in the middle of a Write: after a restart the ingest
+// reports the offset every acknowledged chunk reached, the write resumes
+// there, and the committed blob matches its digest.
+TEST_P(ApiTest, WriteResumesAfterTheDaemonIsKilled) {
+  const std::string data = RandomBytes(24 << 20);
+  const std::string digest = Sha256(data);
+  constexpr int64_t kAcknowledged = 8 << 20;
+  {
+    auto stub = content_api::Content::NewStub(Connect(daemon_));
+    auto context = NamespacedContext("default");
+    auto stream = stub->Write(context.get());
+    content_api::WriteContentRequest request;
+    content_api::WriteContentResponse response;
+    request.set_action(content_api::STAT);
+    request.set_ref("crash");
+    request.set_total(static_cast<int64_t>(data.size()));
+    ASSERT_TRUE(stream->Write(request) && stream->Read(&response));
+    for (int64_t offset = 0; offset < kAcknowledged; offset += 1 << 20) {
+      request.set_action(content_api::WRITE);
+      request.set_offset(offset);
+      request.set_data(data.substr(offset, 1 << 20));
+      ASSERT_TRUE(stream->Write(request) && stream->Read(&response));
+      ASSERT_EQ(response.offset(), offset + (1 << 20));
+    }
+    EXPECT_EQ(daemon_.Stop(SIGKILL), 128 + SIGKILL);
+    context->TryCancel();
+  }
+  ASSERT_THAT(daemon_.Start(), IsOk());
+  auto stub = content_api::Content::NewStub(Connect(daemon_));
+  content_api::StatusRequest request;
+  request.set_ref("crash");
+  content_api::StatusResponse response;
+  grpc::Status status = stub->Status(NamespacedContext("default").get(), request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.status().offset(), kAcknowledged);
+  ASSERT_TRUE(WriteBlob(daemon_, "default", "", "crash", data, digest).ok());
+  CommandResult r = Ctr({"content", "get", digest});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(r.out == data);
 }
 
 }  // namespace

@@ -74,12 +74,16 @@ TEST_F(BerthdTest, CtrPluginsListsEveryServiceAsOk) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(PluginRows(r.out), (std::set<std::string>{
                                    "TYPE ID STATUS",
+                                   "io.containerd.content.v1 content ok",
                                    "io.containerd.event.v1 exchange ok",
+                                   "io.containerd.gc.v1 scheduler ok",
                                    "io.containerd.metadata.v1 sqlite ok",
                                    "io.containerd.service.v1 namespaces-service ok",
+                                   "io.containerd.grpc.v1 content ok",
                                    "io.containerd.grpc.v1 events ok",
                                    "io.containerd.grpc.v1 healthcheck ok",
                                    "io.containerd.grpc.v1 introspection ok",
+                                   "io.containerd.grpc.v1 leases ok",
                                    "io.containerd.grpc.v1 namespaces ok",
                                    "io.containerd.grpc.v1 version ok",
                                }))
@@ -195,6 +199,16 @@ TEST_F(BerthdTest, NamespaceAndEventErrorsAreStricterThanContainerd) {
   CommandResult r =
       RunCommand({"timeout", "10", "ctr", "--address", berthd_.address(), "events", "topic=="});
   EXPECT_THAT(r.err, HasSubstr("code = InvalidArgument"));
+}
+
+// containerd 1.6 takes any lease id, "bad/id" included; Berth holds lease ids
+// to the identifier rules namespaces follow, so a lease never names a path.
+TEST_F(BerthdTest, LeaseIdsAreStricterThanContainerd) {
+  CommandResult r = Ctr({"leases", "create", "--id", "bad/id"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr("\"bad/id\""));
+  EXPECT_THAT(r.err, HasSubstr("invalid argument"));
+  EXPECT_EQ(Ctr({"leases", "ls", "-q"}).out, "");
 }
 
 TEST_F(BerthdTest, SigtermStopsCleanlyAndRemovesTheSocket) {

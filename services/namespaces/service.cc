@@ -6,6 +6,7 @@
 #include "services/edge.h"
 #include "services/namespaces/local.h"
 #include "services/namespaces/namespaces.h"
+#include "store/namespaced_content.h"
 
 namespace berth::services::namespaces {
 namespace {
@@ -95,11 +96,11 @@ void Register(daemon::Registry& registry) {
                      .id = "namespaces-service",
                      .requires_types = {daemon::kMetadataPlugin, daemon::kEventPlugin},
                      .init = [](daemon::InitContext& ic) -> absl::StatusOr<std::any> {
-                       BERTH_ASSIGN_OR_RETURN(auto store,
-                                              ic.Get<store::MetadataStore>(daemon::kMetadataPlugin));
+                       BERTH_ASSIGN_OR_RETURN(auto db,
+                                              ic.Get<store::Database>(daemon::kMetadataPlugin));
                        BERTH_ASSIGN_OR_RETURN(auto exchange,
                                               ic.Get<events::Exchange>(daemon::kEventPlugin));
-                       return std::make_shared<Local>(std::move(store), std::move(exchange));
+                       return std::make_shared<Local>(db->metadata, std::move(exchange));
                      }});
   registry.Register({.type = daemon::kGrpcPlugin,
                      .id = "namespaces",

@@ -1,0 +1,81 @@
+#include "store/gc.h"
+
+#include "base/log.h"
+#include "base/status.h"
+
+namespace berth::store {
+
+GarbageCollector::GarbageCollector(std::shared_ptr<MetadataStore> metadata,
+                                   std::shared_ptr<NamespacedContent> content,
+                                   absl::Duration period)
+    : metadata_(std::move(metadata)), content_(std::move(content)), period_(period) {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+GarbageCollector::~GarbageCollector() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  thread_.join();
+}
+
+void GarbageCollector::Schedule() {
+  absl::MutexLock lock(&mu_);
+  ++requested_;
+}
+
+absl::Status GarbageCollector::Collect() {
+  absl::MutexLock lock(&mu_);
+  // A run already under way may have marked before this call: wait for the
+  // one after it.
+  const uint64_t mine = ++requested_;
+  auto covered = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return completed_ >= mine || stopping_; };
+  mu_.Await(absl::Condition(&covered));
+  if (completed_ < mine) return absl::CancelledError("garbage collector stopped");
+  return last_status_;
+}
+
+void GarbageCollector::Loop() {
+  absl::Time next_periodic = absl::Now() + period_;
+  while (true) {
+    uint64_t target;
+    {
+      absl::MutexLock lock(&mu_);
+      auto due = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stopping_ || requested_ > completed_;
+      };
+      mu_.AwaitWithDeadline(absl::Condition(&due), next_periodic);
+      if (stopping_) return;
+      target = requested_;
+    }
+    absl::Status status = CollectOnce();
+    if (!status.ok()) log::Warn("garbage collection failed", {{"error", status.message()}});
+    next_periodic = absl::Now() + period_;
+    absl::MutexLock lock(&mu_);
+    completed_ = target;
+    last_status_ = status;
+  }
+}
+
+absl::Status GarbageCollector::CollectOnce() {
+  absl::Time start = absl::Now();
+  BERTH_ASSIGN_OR_RETURN(GcResult result, metadata_->CollectGarbage(start));
+  BERTH_RETURN_IF_ERROR(content_->RemoveUnreferencedBlobs(result.unreferenced_digests));
+  for (const auto& [ns, ref] : result.expired_ingests) {
+    absl::Status aborted = content_->Abort(ns, ref);
+    // In use or already gone: the next collection sees it again if it stays.
+    if (!aborted.ok() && !absl::IsNotFound(aborted)) {
+      log::Warn("aborting an expired lease's ingest failed",
+                {{"namespace", ns}, {"ref", ref}, {"error", aborted.message()}});
+    }
+  }
+  log::Debug("garbage collected",
+             {{"content", result.removed_content.size()},
+              {"leases", result.removed_leases.size()},
+              {"blobs", result.unreferenced_digests.size()},
+              {"duration", absl::FormatDuration(absl::Now() - start)}});
+  return absl::OkStatus();
+}
+
+}  // namespace berth::store

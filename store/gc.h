@@ -1,0 +1,63 @@
+// The garbage collector's schedule: when metadata's mark-and-sweep runs, and
+// the disk work that follows it.
+//
+// A collection asks the metadata store to sweep what nothing references (it
+// marks from images, containers, live leases and content labelled
+// containerd.io/gc.root, following containerd.io/gc.ref.* labels), then
+// removes the blobs no namespace records any more and aborts the ingests
+// that only expired leases held. Collections run on one background thread:
+// soon after something is deleted (Schedule), periodically (so expired leases
+// go even when nothing else happens), and on demand for deletions that ask to
+// wait (Collect, as containerd's `sync` does).
+#ifndef BERTH_STORE_GC_H_
+#define BERTH_STORE_GC_H_
+
+#include <cstdint>
+#include <memory>
+#include <thread>
+
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "store/metadata.h"
+#include "store/namespaced_content.h"
+
+namespace berth::store {
+
+class GarbageCollector {
+ public:
+  // Starts the collector's thread; the first periodic run is one `period`
+  // after start.
+  GarbageCollector(std::shared_ptr<MetadataStore> metadata,
+                   std::shared_ptr<NamespacedContent> content, absl::Duration period);
+  // Stops the thread, finishing a collection in progress.
+  ~GarbageCollector();
+  GarbageCollector(const GarbageCollector&) = delete;
+  GarbageCollector& operator=(const GarbageCollector&) = delete;
+
+  // Asks for a collection soon; returns at once.
+  void Schedule();
+
+  // Waits for a whole collection that starts after this call and returns
+  // its status.
+  absl::Status Collect();
+
+ private:
+  void Loop();
+  absl::Status CollectOnce();
+
+  const std::shared_ptr<MetadataStore> metadata_;
+  const std::shared_ptr<NamespacedContent> content_;
+  const absl::Duration period_;
+
+  absl::Mutex mu_;
+  uint64_t requested_ ABSL_GUARDED_BY(mu_) = 0;  // collections asked for
+  uint64_t completed_ ABSL_GUARDED_BY(mu_) = 0;  // the request count the last run covered
+  absl::Status last_status_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
+
+}  // namespace berth::store
+
+#endif  // BERTH_STORE_GC_H_
