@@ -67,14 +67,10 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "base/digest.h"
 #include "store/env.h"
 
 namespace berth::store {
-
-// OK for `sha256:` followed by exactly 64 lowercase hex digits. Otherwise
-// InvalidArgument quoting `digest`; for a well-formed digest of another
-// algorithm (`sha512:…`), "unsupported digest algorithm".
-absl::Status ValidateDigest(absl::string_view digest);
 
 // The digest of `data`, as the store would name it.
 std::string DigestOf(absl::string_view data);
@@ -144,7 +140,7 @@ class Writer {
   // empty; so too for the total and expected digest given to OpenWriter.
   // On OK the blob is durable, the ingest is gone and the writer is spent.
   // Errors:
-  //  - InvalidArgument: size < 0, or `expected` fails ValidateDigest.
+  //  - InvalidArgument: size < 0, or `expected` fails digest::Validate.
   //  - FailedPrecondition: a size or digest mismatch, naming both values.
   //    Nothing is committed; the writer stays open for a retry (Truncate and
   //    write again, or Commit with the right values).
@@ -168,7 +164,7 @@ class ContentStore {
   virtual ~ContentStore() = default;
 
   // Errors for every method taking a digest: InvalidArgument when it fails
-  // ValidateDigest; NotFound (naming it) when there is no such blob.
+  // digest::Validate; NotFound (naming it) when there is no such blob.
 
   virtual absl::StatusOr<BlobInfo> Info(absl::string_view digest) = 0;
 
@@ -188,7 +184,7 @@ class ContentStore {
   // (empty: unknown) are recorded; on resume they must agree with what the
   // ingest recorded before, if it recorded anything.
   // Errors:
-  //  - InvalidArgument: empty ref, total < 0, or `expected` fails ValidateDigest.
+  //  - InvalidArgument: empty ref, total < 0, or `expected` fails digest::Validate.
   //  - Unavailable: another Writer holds `ref` ("ref X locked"); retry later.
   //  - AlreadyExists: `expected` names a blob the store holds already.
   //  - FailedPrecondition: resuming with a total or expected digest other

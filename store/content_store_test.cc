@@ -178,22 +178,22 @@ const DigestCase kBadDigests[] = {
 };
 
 TEST(ValidateDigest, AcceptsSha256WithLowercaseHex) {
-  EXPECT_THAT(ValidateDigest("sha256:" + kHex), IsOk());
-  EXPECT_THAT(ValidateDigest(DigestOf("")), IsOk());
+  EXPECT_THAT(digest::Validate("sha256:" + kHex), IsOk());
+  EXPECT_THAT(digest::Validate(DigestOf("")), IsOk());
 }
 
 TEST(ValidateDigest, RefusesEverythingElse) {
   for (const DigestCase& c : kBadDigests) {
-    EXPECT_THAT(ValidateDigest(c.digest), StatusIs(kInvalidArgument)) << c.name;
+    EXPECT_THAT(digest::Validate(c.digest), StatusIs(kInvalidArgument)) << c.name;
   }
 }
 
 TEST(ValidateDigest, MessagesQuoteTheDigestAndNameUnsupportedAlgorithms) {
-  EXPECT_EQ(ValidateDigest("sha256:xyz").message(),
+  EXPECT_EQ(digest::Validate("sha256:xyz").message(),
             "invalid digest \"sha256:xyz\": want sha256: and 64 lowercase hex digits");
-  EXPECT_EQ(ValidateDigest("sha512:" + std::string(128, 'a')).message(),
+  EXPECT_EQ(digest::Validate("sha512:" + std::string(128, 'a')).message(),
             "unsupported digest algorithm \"sha512:" + std::string(128, 'a') + "\"");
-  EXPECT_EQ(ValidateDigest("a\0b"s).message(), "invalid digest \"a\\000b\"");
+  EXPECT_EQ(digest::Validate("a\0b"s).message(), "invalid digest \"a\\000b\"");
 }
 
 TEST(DigestOf, IsSha256) {
@@ -580,7 +580,7 @@ TEST_F(ContentStoreTest, HostileRefsStayInsideTheIngestDirectory) {
     bool ok = (parts.size() == 1 && (path == "blobs" || path == "ingest")) ||
               path == "blobs/sha256" ||
               (parts.size() >= 2 && parts[0] == "ingest" && parts[1].size() == 64 &&
-               ValidateDigest("sha256:" + parts[1]).ok() &&
+               digest::Validate("sha256:" + parts[1]).ok() &&
                (parts.size() == 2 ||
                 (parts.size() == 3 &&
                  std::set<std::string>{"data", "ref", "total", "expected", "startedat", "updatedat"}

@@ -37,6 +37,11 @@ absl::Status GarbageCollector::Collect() {
 }
 
 void GarbageCollector::Loop() {
+  // Blobs a crash left without a record go first. On this thread, so that
+  // start-up does not wait for a walk of the whole store.
+  if (absl::Status swept = content_->RemoveUnrecordedBlobs(); !swept.ok()) {
+    log::Warn("removing unrecorded blobs failed", {{"error", swept.message()}});
+  }
   absl::Time next_periodic = absl::Now() + period_;
   while (true) {
     uint64_t target;

@@ -1,7 +1,8 @@
 // The garbage collector's schedule: when metadata's mark-and-sweep runs, and
 // the disk work that follows it.
 //
-// A collection asks the metadata store to sweep what nothing references (it
+// At start, it removes the blobs a crash left on disk with no record. Then
+// a collection asks the metadata store to sweep what nothing references (it
 // marks from images, containers, live leases and content labelled
 // containerd.io/gc.root, following containerd.io/gc.ref.* labels), then
 // removes the blobs no namespace records any more and aborts the ingests

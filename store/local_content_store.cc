@@ -28,32 +28,15 @@
 #include "absl/synchronization/mutex.h"
 #include "base/log.h"
 #include "base/status.h"
+#include "base/strings.h"
 #include "store/content_store.h"
 
 namespace berth::store {
 namespace {
 
-constexpr absl::string_view kSha256Prefix = "sha256:";
-constexpr size_t kSha256HexLength = 64;
 constexpr absl::string_view kTmpPrefix = ".tmp-";
 // Large enough that re-hashing a resumed ingest runs at disk speed.
 constexpr size_t kHashChunk = 1 << 20;
-
-bool IsLowerHex(absl::string_view s) {
-  return std::all_of(s.begin(), s.end(),
-                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
-}
-
-bool IsSha256Hex(absl::string_view s) { return s.size() == kSha256HexLength && IsLowerHex(s); }
-
-// A client's string as error messages show it: quoted, escaped (refs may
-// hold NUL or newlines) and cut short (refs may be long).
-std::string Quote(absl::string_view s) {
-  constexpr size_t kMaxShown = 256;
-  if (s.size() > kMaxShown)
-    return absl::StrCat("\"", absl::CEscape(s.substr(0, kMaxShown)), "\"...");
-  return absl::StrCat("\"", absl::CEscape(s), "\"");
-}
 
 // Running SHA-256 over OpenSSL's EVP interface.
 class Sha256 {
@@ -78,7 +61,7 @@ class Sha256 {
     return absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(out), len));
   }
 
-  std::string Digest() const { return absl::StrCat(kSha256Prefix, Hex()); }
+  std::string Digest() const { return absl::StrCat(digest::kSha256Prefix, Hex()); }
 
  private:
   struct Free {
@@ -245,7 +228,7 @@ class LocalContentStore : public ContentStore {
   const std::string& blobs_dir() const { return blobs_dir_; }
 
   std::string BlobPath(absl::string_view digest) const {
-    return absl::StrCat(blobs_dir_, "/", digest.substr(kSha256Prefix.size()));
+    return absl::StrCat(blobs_dir_, "/", digest.substr(digest::kSha256Prefix.size()));
   }
 
   // Removes an ingest directory (flat: files only). OK if it is gone already.
@@ -329,7 +312,7 @@ absl::Status LocalContentStore::RemoveIngestDir(const std::string& dir) {
 }
 
 absl::StatusOr<BlobInfo> LocalContentStore::Info(absl::string_view digest) {
-  BERTH_RETURN_IF_ERROR(ValidateDigest(digest));
+  BERTH_RETURN_IF_ERROR(digest::Validate(digest));
   absl::StatusOr<FileInfo> info = env_->Stat(BlobPath(digest));
   if (!info.ok()) return NameMissingBlob(info.status(), digest);
   return BlobInfo{std::string(digest), info->size, info->modified, info->modified};
@@ -337,7 +320,7 @@ absl::StatusOr<BlobInfo> LocalContentStore::Info(absl::string_view digest) {
 
 absl::StatusOr<std::unique_ptr<BlobReader>> LocalContentStore::OpenReader(
     absl::string_view digest) {
-  BERTH_RETURN_IF_ERROR(ValidateDigest(digest));
+  BERTH_RETURN_IF_ERROR(digest::Validate(digest));
   absl::StatusOr<std::unique_ptr<File>> file =
       env_->OpenFile(BlobPath(digest), OpenMode::kReadOnly);
   if (!file.ok()) return NameMissingBlob(file.status(), digest);
@@ -346,19 +329,19 @@ absl::StatusOr<std::unique_ptr<BlobReader>> LocalContentStore::OpenReader(
 }
 
 absl::Status LocalContentStore::Delete(absl::string_view digest) {
-  BERTH_RETURN_IF_ERROR(ValidateDigest(digest));
+  BERTH_RETURN_IF_ERROR(digest::Validate(digest));
   return NameMissingBlob(env_->RemoveFile(BlobPath(digest)), digest);
 }
 
 absl::Status LocalContentStore::Walk(const std::function<absl::Status(const BlobInfo&)>& fn) {
   BERTH_ASSIGN_OR_RETURN(std::vector<std::string> names, env_->ListDir(blobs_dir_));
   for (const std::string& name : names) {
-    if (!IsSha256Hex(name)) continue;
+    if (!digest::IsSha256Hex(name)) continue;
     absl::StatusOr<FileInfo> info = env_->Stat(absl::StrCat(blobs_dir_, "/", name));
     if (absl::IsNotFound(info.status())) continue;  // deleted while we walked
     if (!info.ok()) return info.status();
     BERTH_RETURN_IF_ERROR(fn(
-        BlobInfo{absl::StrCat(kSha256Prefix, name), info->size, info->modified, info->modified}));
+        BlobInfo{absl::StrCat(digest::kSha256Prefix, name), info->size, info->modified, info->modified}));
   }
   return absl::OkStatus();
 }
@@ -371,7 +354,7 @@ absl::StatusOr<std::unique_ptr<Writer>> LocalContentStore::OpenWriter(absl::stri
     return absl::InvalidArgumentError(
         absl::StrCat("ingest ", Quote(ref), ": negative total ", total));
   }
-  if (!expected.empty()) BERTH_RETURN_IF_ERROR(ValidateDigest(expected));
+  if (!expected.empty()) BERTH_RETURN_IF_ERROR(digest::Validate(expected));
   BERTH_ASSIGN_OR_RETURN(RefLock lock, Lock(ref));
 
   // containerd checks on open too: a client that names what it is about to
@@ -491,7 +474,7 @@ absl::StatusOr<IngestStatus> LocalContentStore::ReadIngest(const std::string& di
     status.total = 0;
   }
   status.expected = read_or_empty("expected");
-  if (!status.expected.empty() && !ValidateDigest(status.expected).ok()) status.expected.clear();
+  if (!status.expected.empty() && !digest::Validate(status.expected).ok()) status.expected.clear();
   status.started_at = ParseTimeOr(read_or_empty("startedat"), data.modified);
   // updatedat is written once; the data's mtime follows every write.
   status.updated_at =
@@ -604,7 +587,7 @@ absl::StatusOr<std::string> LocalWriter::Commit(int64_t size, absl::string_view 
     return absl::InvalidArgumentError(
         absl::StrCat("commit ", Quote(status_.ref), ": negative size ", size));
   }
-  if (!expected.empty()) BERTH_RETURN_IF_ERROR(ValidateDigest(expected));
+  if (!expected.empty()) BERTH_RETURN_IF_ERROR(digest::Validate(expected));
   std::string digest = hash_.Digest();
   BERTH_RETURN_IF_ERROR(CheckContent(size, expected, digest));
 
@@ -634,28 +617,6 @@ absl::StatusOr<std::string> LocalWriter::Commit(int64_t size, absl::string_view 
 }
 
 }  // namespace
-
-absl::Status ValidateDigest(absl::string_view digest) {
-  size_t colon = digest.find(':');
-  if (colon == absl::string_view::npos || colon == 0) {
-    return absl::InvalidArgumentError(absl::StrCat("invalid digest ", Quote(digest)));
-  }
-  absl::string_view algorithm = digest.substr(0, colon);
-  absl::string_view encoded = digest.substr(colon + 1);
-  if (algorithm != "sha256") {
-    bool well_formed =
-        std::all_of(algorithm.begin(), algorithm.end(),
-                    [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }) &&
-        !encoded.empty() && IsLowerHex(encoded);
-    return absl::InvalidArgumentError(absl::StrCat(
-        well_formed ? "unsupported digest algorithm " : "invalid digest ", Quote(digest)));
-  }
-  if (!IsSha256Hex(encoded)) {
-    return absl::InvalidArgumentError(absl::StrCat("invalid digest ", Quote(digest),
-                                                   ": want sha256: and 64 lowercase hex digits"));
-  }
-  return absl::OkStatus();
-}
 
 std::string DigestOf(absl::string_view data) {
   Sha256 hash;

@@ -25,7 +25,6 @@ using sqlite::Statement;
 
 // ---- Arguments ----
 
-std::string Quote(absl::string_view name) { return absl::StrCat("\"", absl::CEscape(name), "\""); }
 
 absl::Status Prefixed(absl::string_view context, const absl::Status& status) {
   if (status.ok()) return status;
@@ -38,19 +37,6 @@ absl::Status ValidateNamespaceName(absl::string_view name) {
 
 absl::Status InNamespace(absl::string_view name, const absl::Status& status) {
   return Prefixed(absl::StrCat("namespace ", Quote(name)), status);
-}
-
-absl::Status CheckDigest(absl::string_view digest) {
-  constexpr absl::string_view kAlgorithm = "sha256:";
-  constexpr size_t kHexDigits = 64;
-  absl::string_view hex = digest.substr(std::min(digest.size(), kAlgorithm.size()));
-  bool ok = absl::StartsWith(digest, kAlgorithm) && hex.size() == kHexDigits;
-  for (char c : hex) {
-    ok = ok && (absl::ascii_isdigit(static_cast<unsigned char>(c)) || (c >= 'a' && c <= 'f'));
-  }
-  if (ok) return absl::OkStatus();
-  return absl::InvalidArgumentError(
-      absl::StrCat("digest ", Quote(digest), ": want sha256: and 64 lowercase hex digits"));
 }
 
 // ---- Labels ----

@@ -24,7 +24,7 @@ absl::Status ContentNotFound(absl::string_view ns, absl::string_view digest) {
 
 absl::Status ValidateNamespaceAndDigest(absl::string_view ns, absl::string_view digest) {
   BERTH_RETURN_IF_ERROR(ValidateNamespaceName(ns));
-  return CheckDigest(digest);
+  return digest::Validate(digest);
 }
 
 struct BlobRow {
@@ -200,7 +200,7 @@ absl::Status SqliteMetadataStore::DeleteContent(absl::string_view ns, absl::stri
 }
 
 absl::StatusOr<bool> SqliteMetadataStore::ContentReferenced(absl::string_view digest) {
-  BERTH_RETURN_IF_ERROR(CheckDigest(digest));
+  BERTH_RETURN_IF_ERROR(digest::Validate(digest));
   return Read([&](Db& db) -> absl::StatusOr<bool> {
     BERTH_ASSIGN_OR_RETURN(Statement any,
                            db.Prepare("SELECT 1 FROM blobs WHERE digest = ?1 LIMIT 1"));

@@ -17,7 +17,9 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "base/digest.h"
 #include "base/status.h"
+#include "base/strings.h"
 #include "store/metadata.h"
 #include "store/reader_pool.h"
 #include "store/sqlite.h"
@@ -28,17 +30,9 @@ using Labels = std::map<std::string, std::string>;
 
 // ---- Arguments ----
 
-// `"name"`, escaped so a NUL or newline cannot break a message.
-std::string Quote(absl::string_view name);
-
 // InvalidArgument "namespace name: identifier …" unless `name` is an
 // identifier.
 absl::Status ValidateNamespaceName(absl::string_view name);
-
-// InvalidArgument quoting `digest` unless it is `sha256:` + 64 lowercase hex.
-// (store/content_store.h has the content store's own, with the same rule;
-// this one keeps //store:metadata free of the content store.)
-absl::Status CheckDigest(absl::string_view digest);
 
 // `status` with `context: ` before its message; OK stays OK.
 absl::Status Prefixed(absl::string_view context, const absl::Status& status);

@@ -31,7 +31,7 @@ absl::Status ValidateNamespaceAndLease(absl::string_view ns, absl::string_view i
 
 absl::Status ValidateResource(const LeaseResource& resource) {
   const std::string what = absl::StrCat("lease resource of type ", Quote(resource.type));
-  if (resource.type == kResourceContent) return Prefixed(what, CheckDigest(resource.id));
+  if (resource.type == kResourceContent) return Prefixed(what, digest::Validate(resource.id));
   const std::string snapshots_prefix = absl::StrCat(kResourceSnapshots, "/");
   if (absl::StartsWith(resource.type, snapshots_prefix)) {
     absl::string_view snapshotter = absl::string_view(resource.type).substr(snapshots_prefix.size());

@@ -924,7 +924,7 @@ TEST_F(ContentTest, EveryCallRefusesABadDigest) {
 
 TEST_F(ContentTest, BadDigestMessageQuotesIt) {
   EXPECT_EQ(store_->GetContent("dev", "sha256:xyz").status().message(),
-            "digest \"sha256:xyz\": want sha256: and 64 lowercase hex digits");
+            "invalid digest \"sha256:xyz\": want sha256: and 64 lowercase hex digits");
 }
 
 TEST_F(ContentTest, EveryCallRefusesABadNamespace) {

@@ -80,7 +80,7 @@ absl::StatusOr<std::unique_ptr<NamespacedWriter>> NamespacedContent::Writer(
   BERTH_RETURN_IF_ERROR(identifiers::Validate(ns));
   BERTH_RETURN_IF_ERROR(CheckRef(ref));
   if (!expected.empty()) {
-    BERTH_RETURN_IF_ERROR(ValidateDigest(expected));
+    BERTH_RETURN_IF_ERROR(digest::Validate(expected));
     if (metadata_->GetContent(ns, expected).ok()) {
       return absl::AlreadyExistsError(absl::StrCat("content ", expected, ": already exists"));
     }
@@ -132,6 +132,15 @@ absl::Status NamespacedContent::RemoveUnreferencedBlobs(const std::vector<std::s
     if (!deleted.ok() && !absl::IsNotFound(deleted)) return deleted;
   }
   return absl::OkStatus();
+}
+
+absl::Status NamespacedContent::RemoveUnrecordedBlobs() {
+  std::vector<std::string> digests;
+  BERTH_RETURN_IF_ERROR(blobs_->Walk([&](const BlobInfo& blob) {
+    digests.push_back(blob.digest);
+    return absl::OkStatus();
+  }));
+  return RemoveUnreferencedBlobs(digests);
 }
 
 }  // namespace berth::store

@@ -98,6 +98,10 @@ class NamespacedContent {
   // namespace records, checked again while no commit can add a record.
   absl::Status RemoveUnreferencedBlobs(const std::vector<std::string>& digests);
 
+  // Deletes every blob on disk that no namespace records: what a crash
+  // between a blob's rename and its record's commit leaves behind.
+  absl::Status RemoveUnrecordedBlobs();
+
  private:
   friend class NamespacedWriter;
 

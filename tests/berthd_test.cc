@@ -21,6 +21,7 @@
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/dynamic_message.h"
 #include "gtest/gtest.h"
+#include "tests/content_client.h"
 #include "tests/harness.h"
 
 namespace berth::testing {
@@ -209,6 +210,45 @@ TEST_F(BerthdTest, LeaseIdsAreStricterThanContainerd) {
   EXPECT_THAT(r.err, HasSubstr("\"bad/id\""));
   EXPECT_THAT(r.err, HasSubstr("invalid argument"));
   EXPECT_EQ(Ctr({"leases", "ls", "-q"}).out, "");
+}
+
+// Beyond containerd, which keeps an expired lease's ingests until a client
+// aborts them: the collection that removes the lease aborts its ingests.
+TEST_F(BerthdTest, CollectionAbortsTheIngestsOfAnExpiredLease) {
+  ASSERT_EQ(Ctr({"leases", "create", "--id", "brief", "--expires", "1s"}).exit_code, 0);
+  ASSERT_EQ(Ctr({"leases", "create", "--id", "lasting"}).exit_code, 0);
+  const std::string data = RandomBytes(1 << 20);
+  ASSERT_TRUE(WriteWithoutCommit(berthd_, "default", "brief", "left-behind", data).ok());
+  ASSERT_TRUE(WriteWithoutCommit(berthd_, "default", "lasting", "kept", data).ok());
+  ASSERT_THAT(Ctr({"content", "active"}).out, HasSubstr("left-behind"));
+  ::sleep(2);
+  // Deleting another lease with --sync waits for a whole collection.
+  ASSERT_EQ(Ctr({"leases", "create", "--id", "trigger"}).exit_code, 0);
+  ASSERT_EQ(Ctr({"leases", "rm", "--sync", "trigger"}).exit_code, 0);
+  CommandResult r = Ctr({"content", "active"});
+  EXPECT_THAT(r.out, Not(HasSubstr("left-behind")));
+  EXPECT_THAT(r.out, HasSubstr("kept"));
+  EXPECT_EQ(Ctr({"leases", "ls", "-q"}).out, "lasting\n");
+}
+
+// A blob a crash left on disk without its record (the rename happened, the
+// record's transaction did not) is removed once berthd starts again;
+// recorded blobs stay.
+TEST_F(BerthdTest, StartupRemovesBlobsWithoutARecord) {
+  ASSERT_EQ(Ctr({"leases", "create", "--id", "hold"}).exit_code, 0);
+  const std::string kept = RandomBytes(4096);
+  ASSERT_TRUE(WriteBlob(berthd_, "default", "hold", "kept", kept).ok());
+  ASSERT_EQ(berthd_.Stop(), 0);
+  const std::string blobs = berthd_.root() + "/io.containerd.content.v1.content/blobs/sha256/";
+  const std::string orphan = RandomBytes(4096);
+  const std::string orphan_path = blobs + Sha256(orphan).substr(7);
+  std::ofstream(orphan_path, std::ios::binary) << orphan;
+  ASSERT_EQ(::access(orphan_path.c_str(), F_OK), 0);
+  ASSERT_THAT(berthd_.Start(), IsOk());
+  for (int i = 0; i < 100 && ::access(orphan_path.c_str(), F_OK) == 0; ++i) ::usleep(50'000);
+  EXPECT_NE(::access(orphan_path.c_str(), F_OK), 0) << orphan_path << " is still there";
+  EXPECT_EQ(::access((blobs + Sha256(kept).substr(7)).c_str(), F_OK), 0);
+  EXPECT_TRUE(ContentInfo(berthd_, "default", Sha256(kept)).ok());
 }
 
 TEST_F(BerthdTest, SigtermStopsCleanlyAndRemovesTheSocket) {

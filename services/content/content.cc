@@ -206,7 +206,7 @@ class Service final : public api::Content::CallbackService, public daemon::GrpcS
                                  api::InfoResponse* response) override {
     return Finish(context, [&]() -> absl::Status {
       BERTH_ASSIGN_OR_RETURN(std::string ns, RequestNamespace(*context));
-      BERTH_RETURN_IF_ERROR(store::ValidateDigest(request->digest()));
+      BERTH_RETURN_IF_ERROR(digest::Validate(request->digest()));
       BERTH_ASSIGN_OR_RETURN(store::ContentRecord record, content_->Info(ns, request->digest()));
       ToProto(record, response->mutable_info());
       return absl::OkStatus();
@@ -218,7 +218,7 @@ class Service final : public api::Content::CallbackService, public daemon::GrpcS
                                    api::UpdateResponse* response) override {
     return Finish(context, [&]() -> absl::Status {
       BERTH_ASSIGN_OR_RETURN(std::string ns, RequestNamespace(*context));
-      BERTH_RETURN_IF_ERROR(store::ValidateDigest(request->info().digest()));
+      BERTH_RETURN_IF_ERROR(digest::Validate(request->info().digest()));
       store::ContentRecord record;
       record.digest = request->info().digest();
       record.labels = LabelsFromProto(request->info().labels());
@@ -259,7 +259,7 @@ class Service final : public api::Content::CallbackService, public daemon::GrpcS
                                    google::protobuf::Empty*) override {
     return Finish(context, [&]() -> absl::Status {
       BERTH_ASSIGN_OR_RETURN(std::string ns, RequestNamespace(*context));
-      BERTH_RETURN_IF_ERROR(store::ValidateDigest(request->digest()));
+      BERTH_RETURN_IF_ERROR(digest::Validate(request->digest()));
       BERTH_RETURN_IF_ERROR(content_->Delete(ns, request->digest()));
       gc_->Schedule();
       ::containerd::events::ContentDelete event;
@@ -281,7 +281,7 @@ class Service final : public api::Content::CallbackService, public daemon::GrpcS
     int64_t end = 0;
     absl::Status status = [&]() -> absl::Status {
       BERTH_ASSIGN_OR_RETURN(std::string ns, RequestNamespace(*context));
-      BERTH_RETURN_IF_ERROR(store::ValidateDigest(request->digest()));
+      BERTH_RETURN_IF_ERROR(digest::Validate(request->digest()));
       BERTH_ASSIGN_OR_RETURN(reader, content_->Read(ns, request->digest()));
       const int64_t size = reader->Size();
       if (offset < 0 || request->size() < 0) {
