@@ -1,5 +1,7 @@
 #include "store/namespaced_content.h"
 
+#include <algorithm>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "base/identifiers.h"
@@ -124,12 +126,17 @@ absl::Status NamespacedContent::Abort(absl::string_view ns, absl::string_view re
 }
 
 absl::Status NamespacedContent::RemoveUnreferencedBlobs(const std::vector<std::string>& digests) {
-  absl::MutexLock lock(&commit_mu_);
-  for (const std::string& digest : digests) {
-    BERTH_ASSIGN_OR_RETURN(bool referenced, metadata_->ContentReferenced(digest));
-    if (referenced) continue;
-    absl::Status deleted = blobs_->Delete(digest);
-    if (!deleted.ok() && !absl::IsNotFound(deleted)) return deleted;
+  // A few hundred at a time, so that a commit waits for one batch of
+  // unlinks, not for a whole sweep.
+  constexpr size_t kBatch = 256;
+  for (size_t begin = 0; begin < digests.size(); begin += kBatch) {
+    absl::MutexLock lock(&commit_mu_);
+    for (size_t i = begin; i < std::min(digests.size(), begin + kBatch); ++i) {
+      BERTH_ASSIGN_OR_RETURN(bool referenced, metadata_->ContentReferenced(digests[i]));
+      if (referenced) continue;
+      absl::Status deleted = blobs_->Delete(digests[i]);
+      if (!deleted.ok() && !absl::IsNotFound(deleted)) return deleted;
+    }
   }
   return absl::OkStatus();
 }
