@@ -367,6 +367,83 @@ TEST_P(ApiTest, CommitWithWrongDigestKeepsTheIngestForRetry) {
   EXPECT_THAT(Ctr({"content", "active"}).out, Not(HasSubstr("retry-me")));
 }
 
+// The content errors containerd's clients act on, with containerd's codes:
+// a ref another stream holds is Unavailable (retry), a Read past the end is
+// OutOfRange, committing content the namespace has is AlreadyExists and
+// releases the ingest; a client gone mid-write leaves a resumable ingest.
+TEST_P(ApiTest, ContentErrorsCarryContainerdCodes) {
+  const std::string data = RandomBytes(1 << 16);
+  const std::string digest = Sha256(data);
+  ASSERT_EQ(Ctr({"leases", "create", "--id", "hold"}).exit_code, 0);
+  ASSERT_TRUE(WriteBlob(daemon_, "default", "hold", "first", data).ok());
+
+  auto stub = content_api::Content::NewStub(Connect(daemon_));
+  {
+    // A stream holds "busy" until it ends; the client then goes away
+    // without a commit, as a killed client would.
+    auto context = NamespacedContext("default");
+    auto holder = stub->Write(context.get());
+    content_api::WriteContentRequest request;
+    content_api::WriteContentResponse response;
+    request.set_action(content_api::WRITE);
+    request.set_ref("busy");
+    request.set_total(static_cast<int64_t>(data.size()));
+    request.set_data(data.substr(0, 1000));
+    ASSERT_TRUE(holder->Write(request) && holder->Read(&response));
+    EXPECT_EQ(response.offset(), 1000);
+    grpc::Status second = WriteBlob(daemon_, "default", "", "busy", data);
+    EXPECT_EQ(second.error_code(), grpc::StatusCode::UNAVAILABLE) << second.error_message();
+    context->TryCancel();
+    holder->Finish();
+  }
+  // The ingest stays with what was written; once the daemon has seen the
+  // client go, the ref can be taken again.
+  content_api::StatusResponse ingest;
+  for (int i = 0; i < 100; ++i) {
+    content_api::StatusRequest request;
+    request.set_ref("busy");
+    ingest.Clear();
+    ASSERT_TRUE(stub->Status(NamespacedContext("default").get(), request, &ingest).ok());
+    if (WriteWithoutCommit(daemon_, "default", "", "busy", "").ok()) break;
+    ::usleep(20'000);
+  }
+  EXPECT_EQ(ingest.status().offset(), 1000);
+
+  content_api::ReadContentRequest read;
+  read.set_digest(digest);
+  read.set_offset(static_cast<int64_t>(data.size()) + 1);
+  auto context = NamespacedContext("default");
+  auto reader = stub->Read(context.get(), read);
+  content_api::ReadContentResponse chunk;
+  while (reader->Read(&chunk)) {
+  }
+  grpc::Status past_end = reader->Finish();
+  EXPECT_EQ(past_end.error_code(), grpc::StatusCode::OUT_OF_RANGE) << past_end.error_message();
+
+  grpc::Status again = WriteBlob(daemon_, "default", "hold", "again", data, digest);
+  EXPECT_EQ(again.error_code(), grpc::StatusCode::ALREADY_EXISTS) << again.error_message();
+  EXPECT_THAT(Ctr({"content", "active"}).out, Not(HasSubstr("again")));
+}
+
+// Deleting content publishes /content/delete with its digest.
+TEST_P(ApiTest, ContentDeleteIsPublished) {
+  Process events({"ctr", "--address", daemon_.address(), "events", "topic==\"/content/delete\""});
+  ASSERT_EQ(Ctr({"leases", "create", "--id", "hold"}).exit_code, 0);
+  bool heard = false;
+  std::string digest;
+  // Subscription is asynchronous: delete until the subscriber has heard one.
+  for (int i = 0; i < 50 && !heard; ++i) {
+    const std::string data = RandomBytes(64);
+    digest = Sha256(data);
+    ASSERT_TRUE(WriteBlob(daemon_, "default", "hold", absl::StrCat("event-", i), data).ok());
+    ASSERT_EQ(Ctr({"content", "rm", digest}).exit_code, 0);
+    heard = events.WaitForOutput(digest, absl::Milliseconds(100));
+  }
+  EXPECT_TRUE(heard) << events.Output();
+  EXPECT_THAT(events.Output(), HasSubstr("/content/delete"));
+  events.Stop(SIGTERM);
+}
+
 TEST_P(ApiTest, CtrLeasesCreateListRemove) {
   CommandResult r = Ctr({"leases", "create", "--id", "hold-1", "team=a"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
