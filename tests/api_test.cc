@@ -356,13 +356,15 @@ TEST_P(ApiTest, BadContentRequestsFailClearly) {
 TEST_P(ApiTest, CommitWithWrongDigestKeepsTheIngestForRetry) {
   const std::string data = RandomBytes(1 << 20);
   const std::string wrong = "sha256:" + std::string(64, 'a');
-  grpc::Status status = WriteBlob(daemon_, "default", "", "retry-me", data, wrong);
+  // Unleased content may be collected at any moment.
+  ASSERT_EQ(Ctr({"leases", "create", "--id", "hold"}).exit_code, 0);
+  grpc::Status status = WriteBlob(daemon_, "default", "hold", "retry-me", data, wrong);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << status.error_message();
   EXPECT_EQ(ContentInfo(daemon_, "default", wrong).error_code(), grpc::StatusCode::NOT_FOUND);
   CommandResult r = Ctr({"content", "active"});
   EXPECT_THAT(r.out, HasSubstr("retry-me"));
   // The retry resumes at the offset reached and commits.
-  ASSERT_TRUE(WriteBlob(daemon_, "default", "", "retry-me", data, Sha256(data)).ok());
+  ASSERT_TRUE(WriteBlob(daemon_, "default", "hold", "retry-me", data, Sha256(data)).ok());
   EXPECT_TRUE(ContentInfo(daemon_, "default", Sha256(data)).ok());
   EXPECT_THAT(Ctr({"content", "active"}).out, Not(HasSubstr("retry-me")));
 }
@@ -469,7 +471,6 @@ TEST_P(ApiTest, LeaseHoldsContentUntilItIsDeleted) {
   // Deleting another lease with --sync runs a whole collection.
   ASSERT_EQ(Ctr({"leases", "rm", "--sync", "other"}).exit_code, 0);
   EXPECT_TRUE(ContentInfo(daemon_, "default", digest).ok());
-  CommandResult r = Ctr({"leases", "ls"});
   ASSERT_EQ(Ctr({"leases", "rm", "--sync", "hold"}).exit_code, 0);
   EXPECT_EQ(ContentInfo(daemon_, "default", digest).error_code(), grpc::StatusCode::NOT_FOUND);
 }
@@ -509,7 +510,9 @@ TEST_P(ApiTest, WriteResumesAfterTheDaemonIsKilled) {
   grpc::Status status = stub->Status(NamespacedContext("default").get(), request, &response);
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(response.status().offset(), kAcknowledged);
-  ASSERT_TRUE(WriteBlob(daemon_, "default", "", "crash", data, digest).ok());
+  // Unleased content may be collected at any moment.
+  ASSERT_EQ(Ctr({"leases", "create", "--id", "hold"}).exit_code, 0);
+  ASSERT_TRUE(WriteBlob(daemon_, "default", "hold", "crash", data, digest).ok());
   CommandResult r = Ctr({"content", "get", digest});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(r.out == data);
