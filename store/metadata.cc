@@ -66,29 +66,19 @@ absl::StatusOr<std::vector<LabelEdit>> ParseLabelMask(const Labels& requested,
   return edits;
 }
 
-const LabelTable kNamespaceLabels = {
-    .select = "SELECT key, value FROM namespace_labels WHERE namespace = ?1",
-    .upsert = R"sql(INSERT INTO namespace_labels (namespace, key, value) VALUES (?1, ?2, ?3)
-                    ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value)sql",
-    .erase = "DELETE FROM namespace_labels WHERE namespace = ?1 AND key = ?2",
-    .clear = "DELETE FROM namespace_labels WHERE namespace = ?1",
-};
+LabelTable::LabelTable(absl::string_view table, absl::string_view owner) {
+  const std::string t = sqlite::QuoteIdentifier(table);
+  const std::string o = sqlite::QuoteIdentifier(owner);
+  select = absl::StrCat("SELECT key, value FROM ", t, " WHERE ", o, " = ?1");
+  upsert = absl::StrCat("INSERT INTO ", t, " (", o, ", key, value) VALUES (?1, ?2, ?3) ON CONFLICT (",
+                        o, ", key) DO UPDATE SET value = excluded.value");
+  erase = absl::StrCat("DELETE FROM ", t, " WHERE ", o, " = ?1 AND key = ?2");
+  clear = absl::StrCat("DELETE FROM ", t, " WHERE ", o, " = ?1");
+}
 
-const LabelTable kBlobLabels = {
-    .select = "SELECT key, value FROM blob_labels WHERE blob = ?1",
-    .upsert = R"sql(INSERT INTO blob_labels (blob, key, value) VALUES (?1, ?2, ?3)
-                    ON CONFLICT (blob, key) DO UPDATE SET value = excluded.value)sql",
-    .erase = "DELETE FROM blob_labels WHERE blob = ?1 AND key = ?2",
-    .clear = "DELETE FROM blob_labels WHERE blob = ?1",
-};
-
-const LabelTable kLeaseLabels = {
-    .select = "SELECT key, value FROM lease_labels WHERE lease = ?1",
-    .upsert = R"sql(INSERT INTO lease_labels (lease, key, value) VALUES (?1, ?2, ?3)
-                    ON CONFLICT (lease, key) DO UPDATE SET value = excluded.value)sql",
-    .erase = "DELETE FROM lease_labels WHERE lease = ?1 AND key = ?2",
-    .clear = "DELETE FROM lease_labels WHERE lease = ?1",
-};
+const LabelTable kNamespaceLabels("namespace_labels", "namespace");
+const LabelTable kBlobLabels("blob_labels", "blob");
+const LabelTable kLeaseLabels("lease_labels", "lease");
 
 // ---- Shared queries ----
 

@@ -59,13 +59,15 @@ absl::StatusOr<std::vector<LabelEdit>> ParseLabelMask(const Labels& requested,
                                                       const std::vector<std::string>& paths,
                                                       absl::string_view what);
 
-// The statements of one labels table: columns (owner, key, value), owner
-// being the labelled object's key.
+// The statements of one labels table: columns (<owner>, key, value), the
+// owner column holding the labelled object's key, unique with `key`.
 struct LabelTable {
-  const char* select;  // ?1 owner → key, value
-  const char* upsert;  // ?1 owner, ?2 key, ?3 value
-  const char* erase;   // ?1 owner, ?2 key
-  const char* clear;   // ?1 owner
+  LabelTable(absl::string_view table, absl::string_view owner);
+
+  std::string select;  // ?1 owner → key, value
+  std::string upsert;  // ?1 owner, ?2 key, ?3 value
+  std::string erase;   // ?1 owner, ?2 key
+  std::string clear;   // ?1 owner
 };
 
 extern const LabelTable kNamespaceLabels;  // owner: the namespace's name
