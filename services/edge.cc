@@ -1,6 +1,7 @@
 #include "services/edge.h"
 
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/util/time_util.h"
 #include "base/identifiers.h"
 
 namespace berth::services {
@@ -47,6 +48,10 @@ grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* context,
 std::map<std::string, std::string> LabelsFromProto(
     const google::protobuf::Map<std::string, std::string>& labels) {
   return std::map<std::string, std::string>(labels.begin(), labels.end());
+}
+
+google::protobuf::Timestamp ToTimestamp(absl::Time t) {
+  return google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(t));
 }
 
 void LabelsToProto(const std::map<std::string, std::string>& labels,

@@ -13,7 +13,9 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "google/protobuf/map.h"
+#include "google/protobuf/timestamp.pb.h"
 
 namespace berth::services {
 
@@ -48,6 +50,9 @@ grpc::ServerWriteReactor<Response>* StreamFrom(
 
 // The lease a request names in its `containerd-lease` metadata, or "".
 std::string RequestLease(const grpc::CallbackServerContext& context);
+
+// An absl::Time as a protobuf Timestamp, to the nanosecond.
+google::protobuf::Timestamp ToTimestamp(absl::Time t);
 
 // Labels between protobuf maps and std::map.
 std::map<std::string, std::string> LabelsFromProto(

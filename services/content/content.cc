@@ -8,7 +8,6 @@
 #include "filters/filters.h"
 #include "github.com/containerd/containerd/api/events/content.pb.h"
 #include "github.com/containerd/containerd/api/services/content/v1/content.grpc.pb.h"
-#include "google/protobuf/util/time_util.h"
 #include "services/edge.h"
 #include "store/content_store.h"
 #include "store/gc.h"
@@ -18,15 +17,10 @@ namespace berth::services::content {
 namespace {
 
 namespace api = ::containerd::services::content::v1;
-using ::google::protobuf::util::TimeUtil;
 
 // containerd reads and lists in pieces of this size.
 constexpr int64_t kReadChunk = 1 << 20;
 constexpr int kListBatch = 100;
-
-google::protobuf::Timestamp ToTimestamp(absl::Time t) {
-  return TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(t));
-}
 
 void ToProto(const store::ContentRecord& record, api::Info* out) {
   out->set_digest(record.digest);

@@ -131,7 +131,7 @@ class EnvelopeAdaptor final : public filters::Adaptor {
 };
 
 void ToProto(const Envelope& envelope, api::Envelope* out) {
-  *out->mutable_timestamp() = TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(envelope.timestamp));
+  *out->mutable_timestamp() = ToTimestamp(envelope.timestamp);
   out->set_namespace_(envelope.namespace_name);
   out->set_topic(envelope.topic);
   out->mutable_event()->set_type_url(envelope.type_url);

@@ -8,7 +8,6 @@
 #include "base/status.h"
 #include "filters/filters.h"
 #include "github.com/containerd/containerd/api/services/leases/v1/leases.grpc.pb.h"
-#include "google/protobuf/util/time_util.h"
 #include "services/edge.h"
 #include "store/gc.h"
 #include "store/namespaced_content.h"
@@ -17,7 +16,6 @@ namespace berth::services::leases {
 namespace {
 
 namespace api = ::containerd::services::leases::v1;
-using ::google::protobuf::util::TimeUtil;
 
 // A lease id for a client that names none: random, like containerd's
 // clients make them.
@@ -33,7 +31,7 @@ std::string GeneratedId() {
 
 void ToProto(const store::Lease& lease, api::Lease* out) {
   out->set_id(lease.id);
-  *out->mutable_created_at() = TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(lease.created_at));
+  *out->mutable_created_at() = ToTimestamp(lease.created_at);
   LabelsToProto(lease.labels, out->mutable_labels());
 }
 
