@@ -48,6 +48,7 @@ inline constexpr char kGcPlugin[] = "io.containerd.gc.v1";
 inline constexpr char kGrpcPlugin[] = "io.containerd.grpc.v1";
 inline constexpr char kMetadataPlugin[] = "io.containerd.metadata.v1";
 inline constexpr char kServicePlugin[] = "io.containerd.service.v1";
+inline constexpr char kSnapshotPlugin[] = "io.containerd.snapshotter.v1";
 
 // What an io.containerd.grpc.v1 plugin's instance is: it adds its service(s)
 // to the server before the server starts.
@@ -118,6 +119,20 @@ class InitContext {
                                               " expects"));
     }
     return *instance;
+  }
+
+  // Every initialised plugin of `type`, by id; plugins whose instance is not
+  // a T are left out.
+  template <typename T>
+  std::map<std::string, std::shared_ptr<T>> GetAll(absl::string_view type) const {
+    std::map<std::string, std::shared_ptr<T>> out;
+    for (const Plugin& plugin : plugins_) {
+      if (plugin.registration.type != type || !plugin.init_status.ok()) continue;
+      if (const auto* instance = std::any_cast<std::shared_ptr<T>>(&plugin.instance)) {
+        out.emplace(plugin.registration.id, *instance);
+      }
+    }
+    return out;
   }
 
  private:

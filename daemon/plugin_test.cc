@@ -143,5 +143,24 @@ TEST_F(RegistryTest, DependentFindsItsRequirementOrFailsWhenItFailed) {
   EXPECT_THAT(missing, StatusIs(StatusCode::kNotFound));
 }
 
+TEST_F(RegistryTest, GetAllGivesEveryLoadedPluginOfAType) {
+  Add("snapshotter", "overlayfs", {});
+  Add("snapshotter", "broken", {}, absl::InternalError("no overlay here"));
+  Add("snapshotter", "native", {});
+  Add("content", "content", {});
+  std::map<std::string, std::shared_ptr<std::string>> seen;
+  registry_.Register({.type = "grpc",
+                      .id = "snapshots",
+                      .requires_types = {"snapshotter"},
+                      .init = [&](InitContext& ic) -> absl::StatusOr<std::any> {
+                        seen = ic.GetAll<std::string>("snapshotter");
+                        return std::make_shared<int>(1);
+                      }});
+  ASSERT_THAT(Init(), IsOk());
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(*seen.at("overlayfs"), "overlayfs");
+  EXPECT_EQ(*seen.at("native"), "native");
+}
+
 }  // namespace
 }  // namespace berth::daemon
