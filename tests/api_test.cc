@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "base/status_matchers.h"
 #include "github.com/containerd/containerd/api/events/namespace.pb.h"
 #include "github.com/containerd/containerd/api/services/content/v1/content.grpc.pb.h"
@@ -23,6 +24,7 @@
 namespace berth::testing {
 namespace {
 
+using ::testing::ContainsRegex;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -516,6 +518,105 @@ TEST_P(ApiTest, WriteResumesAfterTheDaemonIsKilled) {
   CommandResult r = Ctr({"content", "get", digest});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(r.out == data);
+}
+
+// Runs the `mount …` command ctr printed for a snapshot inside a private
+// mount namespace, then `script` with $T the mount point: the mount goes
+// with the namespace, whatever happens.
+CommandResult InMountedSnapshot(const std::string& mount_command, const std::string& target,
+                                const std::string& script) {
+  return RunCommand({"unshare", "-m", "--propagation", "private", "sh", "-ec",
+                     absl::StrCat("mkdir -p ", target, "\n", mount_command, "\nT=", target, "\n",
+                                  script)});
+}
+
+// ctr snapshots, end to end: a layer written through its mounts, committed,
+// seen through a child's overlay and a view; listing, info, usage, labels;
+// removal in the only order that works.
+TEST_P(ApiTest, CtrSnapshotsPrepareWriteCommitViewRemove) {
+  TempDir dir;
+  const std::string target = dir.path() + "/mnt";
+  CommandResult r = Ctr({"snapshots", "prepare", "base"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = Ctr({"snapshots", "mounts", target, "base"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = InMountedSnapshot(r.out, target, "echo layer-one > $T/hello; mkdir $T/dir; echo gone > $T/dir/old");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_EQ(Ctr({"snapshots", "commit", "layer1", "base"}).exit_code, 0);
+
+  ASSERT_EQ(Ctr({"snapshots", "prepare", "top", "layer1"}).exit_code, 0);
+  r = Ctr({"snapshots", "mounts", target, "top"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string top_mount = r.out;
+  r = InMountedSnapshot(top_mount, target, "cat $T/hello; rm $T/dir/old; echo two > $T/second");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "layer-one\n");
+  ASSERT_EQ(Ctr({"snapshots", "commit", "layer2", "top"}).exit_code, 0);
+
+  ASSERT_EQ(Ctr({"snapshots", "view", "look", "layer2"}).exit_code, 0);
+  r = Ctr({"snapshots", "mounts", target, "look"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = InMountedSnapshot(r.out, target,
+                        "cat $T/hello $T/second; ls -A $T/dir; touch $T/new 2>/dev/null && echo writable || true");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "layer-one\ntwo\n");  // the whiteout hides dir/old; the view is read-only
+
+  r = Ctr({"snapshots", "ls"});
+  EXPECT_THAT(r.out, ContainsRegex("layer1 +Committed"));
+  EXPECT_THAT(r.out, ContainsRegex("layer2 +layer1 +Committed"));
+  EXPECT_THAT(r.out, ContainsRegex("look +layer2 +View"));
+  r = Ctr({"snapshots", "tree"});
+  EXPECT_THAT(r.out, HasSubstr("layer1"));
+  EXPECT_THAT(r.out, HasSubstr("layer2"));
+  r = Ctr({"snapshots", "info", "layer2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("\"Parent\": \"layer1\""));
+  EXPECT_THAT(r.out, HasSubstr("\"Kind\": \"Committed\""));
+  ASSERT_EQ(Ctr({"snapshots", "label", "layer2", "team=a"}).exit_code, 0);
+  EXPECT_THAT(Ctr({"snapshots", "info", "layer2"}).out, HasSubstr("\"team\": \"a\""));
+  r = Ctr({"snapshots", "usage", "layer1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("layer1"));
+
+  // A parent with children stays.
+  r = Ctr({"snapshots", "rm", "layer1"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(Ctr({"snapshots", "ls"}).out, HasSubstr("layer1"));
+  ASSERT_EQ(Ctr({"snapshots", "rm", "look"}).exit_code, 0);
+  ASSERT_EQ(Ctr({"snapshots", "rm", "layer2"}).exit_code, 0);
+  ASSERT_EQ(Ctr({"snapshots", "rm", "layer1"}).exit_code, 0);
+  r = Ctr({"snapshots", "ls"});
+  EXPECT_THAT(r.out, Not(HasSubstr("layer")));
+}
+
+// Each bad request fails with containerd's code and changes nothing.
+TEST_P(ApiTest, BadSnapshotRequestsFailClearly) {
+  ASSERT_EQ(Ctr({"snapshots", "prepare", "active"}).exit_code, 0);
+  ASSERT_EQ(Ctr({"snapshots", "prepare", "base"}).exit_code, 0);
+  ASSERT_EQ(Ctr({"snapshots", "commit", "committed", "base"}).exit_code, 0);
+  ASSERT_EQ(Ctr({"snapshots", "view", "view", "committed"}).exit_code, 0);
+  const std::string before = Ctr({"snapshots", "ls"}).out;
+  struct Case {
+    std::vector<std::string> args;
+    std::string error;
+  } cases[] = {
+      {{"snapshots", "prepare", "x", "missing-parent"}, "not found"},
+      {{"snapshots", "prepare", "active"}, "already exists"},
+      {{"snapshots", "commit", "c2", "view"}, "failed precondition"},
+      {{"snapshots", "commit", "c3", "committed"}, "failed precondition"},
+      {{"snapshots", "commit", "committed", "active"}, "already exists"},
+      {{"snapshots", "rm", "committed"}, "failed precondition"},
+      {{"snapshots", "rm", "nope"}, "not found"},
+      {{"snapshots", "info", "nope"}, "not found"},
+      {{"snapshots", "mounts", "/tmp/unused", "nope"}, "not found"},
+      {{"snapshots", "--snapshotter", "zfs-nope", "ls"}, "snapshotter"},
+  };
+  for (const Case& c : cases) {
+    CommandResult r = Ctr(c.args);
+    EXPECT_NE(r.exit_code, 0) << absl::StrJoin(c.args, " ");
+    EXPECT_THAT(r.err, HasSubstr(c.error)) << absl::StrJoin(c.args, " ");
+  }
+  EXPECT_EQ(Ctr({"snapshots", "ls"}).out, before);
 }
 
 }  // namespace
