@@ -18,6 +18,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/barrier.h"
 #include "absl/time/clock.h"
 #include "base/status.h"
@@ -122,15 +123,9 @@ std::string SuiteParamName(const ::testing::TestParamInfo<SuiteParam>& info) {
 
 void PrintTo(const SuiteParam& param, std::ostream* os) { *os << param.name; }
 
-TempDir::TempDir() {
-  std::string templ = "/tmp/berth-snapshotter-XXXXXX";
-  if (::mkdtemp(templ.data()) == nullptr) std::abort();
-  path_ = templ;
-}
-
-TempDir::~TempDir() {
-  std::error_code error;
-  std::filesystem::remove_all(path_, error);
+void PrintTo(const Mount& mount, std::ostream* os) {
+  *os << "{type " << mount.type << ", source " << mount.source << ", target \"" << mount.target
+      << "\", options " << absl::StrJoin(mount.options, ",") << "}";
 }
 
 void SnapshotterSuite::SetUp() {

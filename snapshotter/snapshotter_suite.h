@@ -25,6 +25,7 @@
 #include "gtest/gtest.h"
 #include "snapshotter/mount.h"
 #include "snapshotter/snapshotter.h"
+#include "snapshotter/temp_dir.h"
 
 namespace berth::snapshotter {
 
@@ -39,19 +40,8 @@ struct SuiteParam {
 std::string SuiteParamName(const ::testing::TestParamInfo<SuiteParam>& info);
 void PrintTo(const SuiteParam& param, std::ostream* os);
 
-// A directory under /tmp, removed with everything in it when it goes.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+// Mounts as test failures show them.
+void PrintTo(const Mount& mount, std::ostream* os);
 
 class SnapshotterSuite : public ::testing::TestWithParam<SuiteParam> {
  protected:
