@@ -24,6 +24,7 @@
 #include "snapshotter/snapshotter.h"
 #include "snapshotter/snapshotter_suite.h"
 #include "snapshotter/temp_dir.h"
+#include "store/sqlite.h"
 
 namespace berth::snapshotter {
 namespace {
@@ -156,6 +157,35 @@ TEST_F(OverlayTest, DeepChainsNameShortLinks) {
   EXPECT_STREQ(target, "../snapshots/128/fs");
   EXPECT_GT(absl::StrJoin(mounts->at(0).options, ",").size(), 4096u)
       << "absolute links still exceed a page; MountAll mounts them relative to <root>/l";
+}
+
+// With seven-digit ids even lowerdir relative to <root>/snapshots
+// ("1000001/fs:" per layer) overflows a page at 500 layers; the links
+// ("lfls:") keep it inside.
+TEST_F(OverlayTest, FiveHundredLowersFitWhateverTheIds) {
+  ASSERT_THAT(sn_->Prepare("first", ""), IsOk());
+  ASSERT_THAT(sn_->Remove("first"), IsOk());
+  ASSERT_THAT(sn_->Close(), IsOk());
+  {
+    absl::StatusOr<store::sqlite::Db> db = store::sqlite::Db::Open(root_ + "/metadata.db");
+    ASSERT_THAT(db, IsOk());
+    ASSERT_THAT(db->Exec("UPDATE sqlite_sequence SET seq = 1000000 WHERE name = 'snapshots'"),
+                IsOk());
+  }
+  absl::StatusOr<std::unique_ptr<Snapshotter>> sn = OpenOverlay(root_);
+  ASSERT_THAT(sn, IsOk());
+  sn_ = *std::move(sn);
+  Chain(500);
+  absl::StatusOr<std::vector<Mount>> mounts = sn_->View("view", "layer-499");
+  ASSERT_THAT(mounts, IsOk());
+  std::vector<std::string> lowers = Lowers(mounts->at(0));
+  ASSERT_THAT(lowers, SizeIs(500));
+  char target[PATH_MAX] = {};
+  ASSERT_GT(::readlink(lowers[0].c_str(), target, sizeof(target) - 1), 0);
+  EXPECT_STREQ(target, "../snapshots/1000500/fs");
+  const std::string mnt = dir_.path() + "/mnt";
+  ASSERT_EQ(::mkdir(mnt.c_str(), 0755), 0);
+  EXPECT_THAT(MountAll(*mounts, mnt), IsOk());
 }
 
 TEST_F(OverlayTest, RemoveAndCleanupDropLinks) {
