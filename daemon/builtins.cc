@@ -10,7 +10,9 @@
 #include "services/introspection/introspection.h"
 #include "services/leases/leases.h"
 #include "services/namespaces/namespaces.h"
+#include "services/snapshots/snapshots.h"
 #include "services/version/version.h"
+#include "snapshotter/snapshotter.h"
 #include "store/content_store.h"
 #include "store/gc.h"
 #include "store/namespaced_content.h"
@@ -56,12 +58,33 @@ void RegisterBuiltins(Registry& registry) {
                        return std::make_shared<store::GarbageCollector>(db->metadata, db->content,
                                                                         kGcPeriod);
                      }});
+  // Snapshotters: each keeps its layers and its own SQLite metadata under
+  // <root>/io.containerd.snapshotter.v1.<id>, as containerd lays them out.
+  registry.Register({.type = kSnapshotPlugin,
+                     .id = "native",
+                     .init = [](InitContext& ic) -> absl::StatusOr<std::any> {
+                       BERTH_ASSIGN_OR_RETURN(std::unique_ptr<snapshotter::Snapshotter> native,
+                                              snapshotter::NewNativeSnapshotter(ic.root()));
+                       return std::shared_ptr<snapshotter::Snapshotter>(std::move(native));
+                     }});
+  registry.Register({.type = kSnapshotPlugin,
+                     .id = "overlayfs",
+                     .init = [](InitContext& ic) -> absl::StatusOr<std::any> {
+                       // A root where overlay cannot work fails this plugin
+                       // alone, with the probe's reason; native still serves.
+                       BERTH_ASSIGN_OR_RETURN(snapshotter::OverlayOptions options,
+                                              snapshotter::ProbeOverlay(ic.root()));
+                       BERTH_ASSIGN_OR_RETURN(std::unique_ptr<snapshotter::Snapshotter> overlay,
+                                              snapshotter::NewOverlaySnapshotter(ic.root(), options));
+                       return std::shared_ptr<snapshotter::Snapshotter>(std::move(overlay));
+                     }});
   services::content::Register(registry);
   services::events::Register(registry);
   services::health::Register(registry);
   services::introspection::Register(registry);
   services::leases::Register(registry);
   services::namespaces::Register(registry);
+  services::snapshots::Register(registry);
   services::version::Register(registry);
 }
 

@@ -62,17 +62,6 @@ Info ToInfo(const Row& row) {
   return Info{row.key, row.parent_key, row.kind, row.labels, row.created, row.updated};
 }
 
-std::optional<std::string> InfoField(const Info& info, const std::vector<std::string>& path) {
-  if (path.empty()) return std::nullopt;
-  if (path[0] == "name") return info.name;
-  if (path[0] == "parent") return info.parent;
-  if (path[0] == "kind") return std::string(KindName(info.kind));
-  if (path[0] == "labels") {
-    return filters::LabelField(info.labels, absl::MakeConstSpan(path).subspan(1));
-  }
-  return std::nullopt;
-}
-
 absl::StatusOr<UniqueFd> Dup(const UniqueFd& fd) {
   UniqueFd dup(::fcntl(fd.get(), F_DUPFD_CLOEXEC, 0));
   if (!dup.valid()) return ErrnoStatus("dup", "snapshotter root");
@@ -231,9 +220,7 @@ absl::Status LocalSnapshotter::Walk(const WalkFunction& fn,
   }
   for (const Row& row : rows) {
     Info info = ToInfo(row);
-    filters::FunctionAdaptor adaptor(
-        [&info](const std::vector<std::string>& path) { return InfoField(info, path); });
-    if (!filter.Match(adaptor)) continue;
+    if (!filter.Match(InfoAdaptor(info))) continue;
     BERTH_RETURN_IF_ERROR(fn(info));
   }
   return absl::OkStatus();

@@ -17,6 +17,7 @@
 #include "github.com/containerd/containerd/api/services/events/v1/events.grpc.pb.h"
 #include "github.com/containerd/containerd/api/services/introspection/v1/introspection.grpc.pb.h"
 #include "github.com/containerd/containerd/api/services/namespaces/v1/namespace.grpc.pb.h"
+#include "github.com/containerd/containerd/api/services/snapshots/v1/snapshots.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "tests/content_client.h"
 #include "tests/harness.h"
@@ -617,6 +618,43 @@ TEST_P(ApiTest, BadSnapshotRequestsFailClearly) {
     EXPECT_THAT(r.err, HasSubstr(c.error)) << absl::StrJoin(c.args, " ");
   }
   EXPECT_EQ(Ctr({"snapshots", "ls"}).out, before);
+}
+
+// Each namespace and each snapshotter has its own keys; a request's lease
+// holds the snapshot it prepares.
+TEST_P(ApiTest, SnapshotsAreKeptPerNamespaceAndSnapshotter) {
+  ASSERT_EQ(Ctr({"-n", "team-a", "snapshots", "prepare", "shared-key"}).exit_code, 0);
+  EXPECT_THAT(Ctr({"-n", "team-b", "snapshots", "ls"}).out, Not(HasSubstr("shared-key")));
+  ASSERT_EQ(Ctr({"-n", "team-b", "snapshots", "prepare", "shared-key"}).exit_code, 0);
+  ASSERT_EQ(Ctr({"-n", "team-b", "snapshots", "rm", "shared-key"}).exit_code, 0);
+  EXPECT_THAT(Ctr({"-n", "team-a", "snapshots", "ls"}).out, HasSubstr("shared-key"));
+  EXPECT_THAT(Ctr({"namespaces", "ls", "-q"}).out, HasSubstr("team-a"));
+
+  CommandResult r = Ctr({"-n", "team-a", "snapshots", "--snapshotter", "native", "prepare", "n1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(Ctr({"-n", "team-a", "snapshots", "--snapshotter", "native", "ls"}).out, HasSubstr("n1"));
+  EXPECT_THAT(Ctr({"-n", "team-a", "snapshots", "ls"}).out, Not(HasSubstr("n1")));
+
+  ASSERT_EQ(Ctr({"-n", "team-a", "leases", "create", "--id", "hold"}).exit_code, 0);
+  namespace snapshots_api = ::containerd::services::snapshots::v1;
+  auto stub = snapshots_api::Snapshots::NewStub(Connect(daemon_));
+  snapshots_api::PrepareSnapshotRequest prepare;
+  prepare.set_snapshotter("overlayfs");
+  prepare.set_key("leased");
+  snapshots_api::PrepareSnapshotResponse prepared;
+  grpc::Status status = stub->Prepare(NamespacedContext("team-a", "hold").get(), prepare, &prepared);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(prepared.mounts_size(), 1);
+  EXPECT_EQ(prepared.mounts(0).type(), "bind");
+  auto leases = ::containerd::services::leases::v1::Leases::NewStub(Connect(daemon_));
+  ::containerd::services::leases::v1::ListResourcesRequest list;
+  list.set_id("hold");
+  ::containerd::services::leases::v1::ListResourcesResponse resources;
+  status = leases->ListResources(NamespacedContext("team-a").get(), list, &resources);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(resources.resources_size(), 1);
+  EXPECT_EQ(resources.resources(0).type(), "snapshots/overlayfs");
+  EXPECT_EQ(resources.resources(0).id(), "leased");
 }
 
 }  // namespace

@@ -80,12 +80,15 @@ TEST_F(BerthdTest, CtrPluginsListsEveryServiceAsOk) {
                                    "io.containerd.gc.v1 scheduler ok",
                                    "io.containerd.metadata.v1 sqlite ok",
                                    "io.containerd.service.v1 namespaces-service ok",
+                                   "io.containerd.snapshotter.v1 native ok",
+                                   "io.containerd.snapshotter.v1 overlayfs ok",
                                    "io.containerd.grpc.v1 content ok",
                                    "io.containerd.grpc.v1 events ok",
                                    "io.containerd.grpc.v1 healthcheck ok",
                                    "io.containerd.grpc.v1 introspection ok",
                                    "io.containerd.grpc.v1 leases ok",
                                    "io.containerd.grpc.v1 namespaces ok",
+                                   "io.containerd.grpc.v1 snapshots ok",
                                    "io.containerd.grpc.v1 version ok",
                                }))
       << r.out;
@@ -158,7 +161,8 @@ TEST_F(BerthdTest, ReflectionListsEveryService) {
   for (const char* name :
        {"containerd.services.version.v1.Version", "containerd.services.namespaces.v1.Namespaces",
         "containerd.services.introspection.v1.Introspection",
-        "containerd.services.events.v1.Events", "grpc.health.v1.Health",
+        "containerd.services.events.v1.Events", "containerd.services.snapshots.v1.Snapshots",
+        "grpc.health.v1.Health",
         "grpc.reflection.v1alpha.ServerReflection"}) {
     EXPECT_TRUE(services.count(name)) << name;
   }
