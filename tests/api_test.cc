@@ -657,5 +657,25 @@ TEST_P(ApiTest, SnapshotsAreKeptPerNamespaceAndSnapshotter) {
   EXPECT_EQ(resources.resources(0).id(), "leased");
 }
 
+// Prepare, commit and remove publish their events.
+TEST_P(ApiTest, SnapshotChangesArePublished) {
+  Process events({"ctr", "--address", daemon_.address(), "events", "topic~=\"^/snapshot/\""});
+  bool heard = false;
+  // Subscription is asynchronous: prepare until the subscriber has heard one.
+  for (int i = 0; i < 50 && !heard; ++i) {
+    ASSERT_EQ(Ctr({"snapshots", "prepare", absl::StrCat("probe-", i)}).exit_code, 0);
+    heard = events.WaitForOutput("/snapshot/prepare", absl::Milliseconds(100));
+  }
+  ASSERT_TRUE(heard) << events.Output();
+  ASSERT_EQ(Ctr({"snapshots", "commit", "done", "probe-0"}).exit_code, 0);
+  ASSERT_EQ(Ctr({"snapshots", "rm", "done"}).exit_code, 0);
+  EXPECT_TRUE(events.WaitForOutput("/snapshot/remove", absl::Seconds(10))) << events.Output();
+  const std::string output = events.Output();
+  EXPECT_THAT(output, HasSubstr("/snapshot/commit"));
+  EXPECT_THAT(output, HasSubstr("\"name\":\"done\""));
+  EXPECT_THAT(output, HasSubstr("\"key\":\"done\""));
+  events.Stop(SIGTERM);
+}
+
 }  // namespace
 }  // namespace berth::testing

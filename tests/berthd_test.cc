@@ -18,6 +18,7 @@
 #include "base/unique_fd.h"
 #include "github.com/containerd/containerd/api/services/introspection/v1/introspection.grpc.pb.h"
 #include "github.com/containerd/containerd/api/services/namespaces/v1/namespace.grpc.pb.h"
+#include "github.com/containerd/containerd/api/services/snapshots/v1/snapshots.grpc.pb.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/dynamic_message.h"
 #include "gtest/gtest.h"
@@ -253,6 +254,29 @@ TEST_F(BerthdTest, StartupRemovesBlobsWithoutARecord) {
   EXPECT_NE(::access(orphan_path.c_str(), F_OK), 0) << orphan_path << " is still there";
   EXPECT_EQ(::access((blobs + Sha256(kept).substr(7)).c_str(), F_OK), 0);
   EXPECT_TRUE(ContentInfo(berthd_, "default", Sha256(kept)).ok());
+}
+
+// Beyond containerd, whose service requires the snapshotter field (its Go
+// client fills it in): an empty field means the namespace's default, its
+// containerd.io/defaults/snapshotter label, else overlayfs.
+TEST_F(BerthdTest, EmptySnapshotterMeansTheNamespaceDefault) {
+  ASSERT_EQ(Ctr({"namespaces", "create", "copies", "containerd.io/defaults/snapshotter=native"})
+                .exit_code,
+            0);
+  namespace api = ::containerd::services::snapshots::v1;
+  auto stub = api::Snapshots::NewStub(Connect(berthd_));
+  for (const std::string ns : {"copies", "default"}) {
+    api::PrepareSnapshotRequest prepare;
+    prepare.set_key("picked");
+    api::PrepareSnapshotResponse prepared;
+    grpc::Status status = stub->Prepare(NamespacedContext(ns).get(), prepare, &prepared);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  }
+  EXPECT_THAT(Ctr({"-n", "copies", "snapshots", "--snapshotter", "native", "ls"}).out,
+              HasSubstr("picked"));
+  EXPECT_THAT(Ctr({"-n", "copies", "snapshots", "--snapshotter", "overlayfs", "ls"}).out,
+              Not(HasSubstr("picked")));
+  EXPECT_THAT(Ctr({"snapshots", "--snapshotter", "overlayfs", "ls"}).out, HasSubstr("picked"));
 }
 
 TEST_F(BerthdTest, SigtermStopsCleanlyAndRemovesTheSocket) {
