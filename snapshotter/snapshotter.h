@@ -202,6 +202,23 @@ class Snapshotter {
   virtual absl::Status Close() = 0;
 };
 
+// A snapshot as filters (filters/filters.h) see it: fields `name`,
+// `parent`, `kind` ("view", "active", "committed") and `labels.<k>`.
+class InfoAdaptor final : public filters::Adaptor {
+ public:
+  explicit InfoAdaptor(const Info& info) : info_(info) {}
+  std::optional<std::string> Field(const std::vector<std::string>& path) const override;
+
+ private:
+  const Info& info_;
+};
+
+// One namespace's view of `backend`, a snapshotter shared by all
+// namespaces: its keys are stored as "<ns>/<key>", so it sees, lists and
+// removes only its own snapshots, and error messages quote its own keys.
+// Close() on the view leaves `backend` open.
+std::unique_ptr<Snapshotter> InNamespace(std::shared_ptr<Snapshotter> backend, absl::string_view ns);
+
 // How overlay mounts are made on this host; ProbeOverlay finds out.
 struct OverlayOptions {
   // Pass "index=off": the inodes index (on by default on some kernels) ties
@@ -221,23 +238,6 @@ struct OverlayOptions {
 // filesystem), then unmounts and removes it. FailedPrecondition naming the
 // filesystem type when overlay cannot work there (overlayfs as the upper
 // layer, a filesystem without xattrs …).
-// A snapshot as filters (filters/filters.h) see it: fields `name`,
-// `parent`, `kind` ("view", "active", "committed") and `labels.<k>`.
-class InfoAdaptor final : public filters::Adaptor {
- public:
-  explicit InfoAdaptor(const Info& info) : info_(info) {}
-  std::optional<std::string> Field(const std::vector<std::string>& path) const override;
-
- private:
-  const Info& info_;
-};
-
-// One namespace's view of `backend`, a snapshotter shared by all
-// namespaces: its keys are stored as "<ns>/<key>", so it sees, lists and
-// removes only its own snapshots, and error messages quote its own keys.
-// Close() on the view leaves `backend` open.
-std::unique_ptr<Snapshotter> InNamespace(std::shared_ptr<Snapshotter> backend, absl::string_view ns);
-
 absl::StatusOr<OverlayOptions> ProbeOverlay(const std::string& root);
 
 // The overlayfs snapshotter, keeping its state in `root` (created if
