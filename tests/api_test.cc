@@ -677,5 +677,18 @@ TEST_P(ApiTest, SnapshotChangesArePublished) {
   events.Stop(SIGTERM);
 }
 
+// A namespace holding snapshots cannot be deleted; once they go, it can.
+TEST_P(ApiTest, NamespaceWithSnapshotsCannotBeDeleted) {
+  ASSERT_EQ(Ctr({"-n", "busy", "snapshots", "prepare", "k"}).exit_code, 0);
+  CommandResult r = Ctr({"namespaces", "rm", "busy"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr("must be empty"));
+  EXPECT_THAT(Ctr({"-n", "busy", "snapshots", "ls"}).out, HasSubstr("k"));
+  ASSERT_EQ(Ctr({"-n", "busy", "snapshots", "rm", "k"}).exit_code, 0);
+  r = Ctr({"namespaces", "rm", "busy"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(Ctr({"namespaces", "ls", "-q"}).out, Not(HasSubstr("busy")));
+}
+
 }  // namespace
 }  // namespace berth::testing

@@ -1,7 +1,10 @@
 #include "services/namespaces/local.h"
 
+#include "absl/strings/str_cat.h"
+#include "base/identifiers.h"
 #include "base/log.h"
 #include "base/status.h"
+#include "base/strings.h"
 #include "github.com/containerd/containerd/api/events/namespace.pb.h"
 
 namespace berth::services::namespaces {
@@ -67,6 +70,21 @@ absl::StatusOr<store::Namespace> Local::Update(absl::string_view event_namespace
 }
 
 absl::Status Local::Delete(absl::string_view event_namespace, absl::string_view name) {
+  BERTH_RETURN_IF_ERROR(identifiers::Validate(name));
+  for (const auto& [id, snapshots] : snapshotters_) {
+    bool any = false;
+    // One snapshot is enough: the walk stops at the first.
+    absl::Status walked = snapshotter::InNamespace(snapshots, name)->Walk([&](const snapshotter::Info&) {
+      any = true;
+      return absl::CancelledError();
+    });
+    if (!any && !walked.ok()) return walked;
+    if (any) {
+      return absl::FailedPreconditionError(absl::StrCat("namespace ", Quote(name),
+                                                        " must be empty, but it still has snapshots in ",
+                                                        Quote(id)));
+    }
+  }
   BERTH_RETURN_IF_ERROR(store_->DeleteNamespace(name));
   event_api::NamespaceDelete event;
   event.set_name(std::string(name));

@@ -3,6 +3,7 @@
 #ifndef BERTH_SERVICES_NAMESPACES_LOCAL_H_
 #define BERTH_SERVICES_NAMESPACES_LOCAL_H_
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -10,14 +11,20 @@
 #include "absl/status/statusor.h"
 #include "events/exchange.h"
 #include "filters/filters.h"
+#include "snapshotter/snapshotter.h"
 #include "store/metadata.h"
 
 namespace berth::services::namespaces {
 
 class Local {
  public:
-  Local(std::shared_ptr<store::MetadataStore> store, std::shared_ptr<events::Exchange> exchange)
-      : store_(std::move(store)), exchange_(std::move(exchange)) {}
+  // `snapshotters` by id: a namespace that still has snapshots in one of
+  // them cannot be deleted, as containerd refuses it.
+  Local(std::shared_ptr<store::MetadataStore> store, std::shared_ptr<events::Exchange> exchange,
+        std::map<std::string, std::shared_ptr<snapshotter::Snapshotter>> snapshotters)
+      : store_(std::move(store)),
+        exchange_(std::move(exchange)),
+        snapshotters_(std::move(snapshotters)) {}
 
   absl::StatusOr<store::Namespace> Get(absl::string_view name);
   absl::StatusOr<std::vector<store::Namespace>> List(const filters::Filter& filter);
@@ -39,6 +46,7 @@ class Local {
 
   std::shared_ptr<store::MetadataStore> store_;
   std::shared_ptr<events::Exchange> exchange_;
+  std::map<std::string, std::shared_ptr<snapshotter::Snapshotter>> snapshotters_;
 };
 
 }  // namespace berth::services::namespaces

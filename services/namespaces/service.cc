@@ -94,13 +94,16 @@ class Service final : public api::Namespaces::CallbackService, public daemon::Gr
 void Register(daemon::Registry& registry) {
   registry.Register({.type = daemon::kServicePlugin,
                      .id = "namespaces-service",
-                     .requires_types = {daemon::kMetadataPlugin, daemon::kEventPlugin},
+                     .requires_types = {daemon::kMetadataPlugin, daemon::kEventPlugin,
+                                        daemon::kSnapshotPlugin},
                      .init = [](daemon::InitContext& ic) -> absl::StatusOr<std::any> {
                        BERTH_ASSIGN_OR_RETURN(auto db,
                                               ic.Get<store::Database>(daemon::kMetadataPlugin));
                        BERTH_ASSIGN_OR_RETURN(auto exchange,
                                               ic.Get<events::Exchange>(daemon::kEventPlugin));
-                       return std::make_shared<Local>(db->metadata, std::move(exchange));
+                       return std::make_shared<Local>(
+                           db->metadata, std::move(exchange),
+                           ic.GetAll<snapshotter::Snapshotter>(daemon::kSnapshotPlugin));
                      }});
   registry.Register({.type = daemon::kGrpcPlugin,
                      .id = "namespaces",
