@@ -29,9 +29,9 @@ constexpr absl::string_view kRemovingPrefix = "rm-";
 
 absl::Status ValidateKey(absl::string_view what, absl::string_view key) {
   if (key.empty()) return absl::InvalidArgumentError(absl::StrCat(what, " must not be empty"));
-  if (key.size() > kMaxKeyLength) {
+  if (key.size() > kMaxStoredKeyLength) {
     return absl::InvalidArgumentError(absl::StrCat(what, " ", Quote(key), " is longer than ",
-                                                   kMaxKeyLength, " bytes"));
+                                                   kMaxStoredKeyLength, " bytes"));
   }
   return absl::OkStatus();
 }

@@ -40,7 +40,8 @@
 // "sha256:…"). They are stored in metadata only and NEVER become paths: each
 // snapshot's directory is `<root>/snapshots/<id>`, where <id> is a number the
 // snapshotter chooses. So "../../etc" is as good a key as any; only the empty
-// string and keys over kMaxKeyLength bytes are refused.
+// string and keys over kMaxStoredKeyLength bytes (kMaxKeyLength through
+// InNamespace) are refused.
 //
 // Errors use containerd's errdefs codes:
 //   InvalidArgument     empty or too-long key or name, a malformed filter, an
@@ -82,6 +83,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "base/identifiers.h"
 #include "filters/filters.h"
 
 namespace berth::snapshotter {
@@ -94,8 +96,11 @@ absl::string_view KindName(Kind kind);
 
 using Labels = std::map<std::string, std::string>;
 
-// Keys and names longer than this are InvalidArgument.
+// A client's keys and names longer than this are InvalidArgument.
 inline constexpr size_t kMaxKeyLength = 4096;
+// The snapshotters themselves store keys this long: room for the
+// "<namespace>/" InNamespace puts before a client's key.
+inline constexpr size_t kMaxStoredKeyLength = kMaxKeyLength + identifiers::kMaxLength + 1;
 
 // What Stat, Update and Walk report about one snapshot.
 struct Info {
@@ -216,7 +221,7 @@ class InfoAdaptor final : public filters::Adaptor {
 // One namespace's view of `backend`, a snapshotter shared by all
 // namespaces: its keys are stored as "<ns>/<key>", so it sees, lists and
 // removes only its own snapshots, and error messages quote its own keys.
-// Close() on the view leaves `backend` open.
+// Close() lets go of `backend`, which closes once its last user does.
 std::unique_ptr<Snapshotter> InNamespace(std::shared_ptr<Snapshotter> backend, absl::string_view ns);
 
 // How overlay mounts are made on this host; ProbeOverlay finds out.

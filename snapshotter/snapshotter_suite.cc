@@ -867,7 +867,7 @@ TEST_P(SnapshotterSuite, HostileKeysNeverBecomePaths) {
       "new\nline",
       "sp ace",
       "snapshots/1",
-      std::string(kMaxKeyLength, 'k'),
+      std::string(GetParam().max_key_length, 'k'),
   };
   for (const std::string& key : keys) {
     SCOPED_TRACE(Quote(key));
@@ -880,7 +880,7 @@ TEST_P(SnapshotterSuite, HostileKeysNeverBecomePaths) {
     ASSERT_THAT(info, IsOk());
     EXPECT_EQ(info->name, key);
     std::string committed = key + "-committed";
-    if (committed.size() <= kMaxKeyLength) {
+    if (committed.size() <= GetParam().max_key_length) {
       ASSERT_THAT(sn_->Commit(committed, key), IsOk());
       ASSERT_THAT(sn_->View(key, committed), IsOk()) << "the key is free again";
     }
@@ -888,7 +888,7 @@ TEST_P(SnapshotterSuite, HostileKeysNeverBecomePaths) {
   // A key differing only after a NUL is another key.
   EXPECT_THAT(sn_->Stat(std::string("nul\0kex", 7)), StatusIs(kNotFound));
   EXPECT_THAT(sn_->Stat("nul"), StatusIs(kNotFound));
-  EXPECT_THAT(sn_->Prepare(std::string(kMaxKeyLength + 1, 'k'), ""), StatusIs(kInvalidArgument));
+  EXPECT_THAT(sn_->Prepare(std::string(GetParam().max_key_length + 1, 'k'), ""), StatusIs(kInvalidArgument));
 
   // Only the snapshotter's own names, and one directory per snapshot.
   EXPECT_THAT(Names(dir_.path()), UnorderedElementsAre("root"));
@@ -919,7 +919,7 @@ TEST_P(SnapshotterSuite, ErrorCodes) {
   ASSERT_THAT(sn_->Prepare("to-commit", ""), IsOk());
   ASSERT_THAT(sn_->Commit("committed", "to-commit"), IsOk());
   ASSERT_THAT(sn_->Prepare("child", "committed"), IsOk());
-  const std::string too_long(kMaxKeyLength + 1, 'x');
+  const std::string too_long(GetParam().max_key_length + 1, 'x');
 
   const std::vector<ErrorCase> cases = {
       {"StatMissing", [](Snapshotter& s) { return s.Stat("missing").status(); }, kNotFound,

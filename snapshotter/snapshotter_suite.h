@@ -35,6 +35,8 @@ using SnapshotterFactory =
 struct SuiteParam {
   std::string name;  // for test names: [A-Za-z0-9_]
   SnapshotterFactory factory;
+  // The longest key it takes: kMaxKeyLength through InNamespace.
+  size_t max_key_length = kMaxStoredKeyLength;
 };
 
 std::string SuiteParamName(const ::testing::TestParamInfo<SuiteParam>& info);
