@@ -17,7 +17,7 @@
 #include "base/unique_fd.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "snapshotter/temp_dir.h"
+#include "base/temp_dir.h"
 
 namespace berth::snapshotter {
 namespace {

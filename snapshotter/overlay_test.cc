@@ -23,7 +23,7 @@
 #include "snapshotter/mount.h"
 #include "snapshotter/snapshotter.h"
 #include "snapshotter/snapshotter_suite.h"
-#include "snapshotter/temp_dir.h"
+#include "base/temp_dir.h"
 #include "store/sqlite.h"
 
 namespace berth::snapshotter {

@@ -25,7 +25,7 @@
 #include "gtest/gtest.h"
 #include "snapshotter/mount.h"
 #include "snapshotter/snapshotter.h"
-#include "snapshotter/temp_dir.h"
+#include "base/temp_dir.h"
 
 namespace berth::snapshotter {
 

@@ -76,24 +76,6 @@ Row ReadRow(const Statement& stmt) {
   return row;
 }
 
-absl::StatusOr<int64_t> QueryInt(Db& db, absl::string_view sql) {
-  BERTH_ASSIGN_OR_RETURN(Statement stmt, db.Prepare(sql));
-  BERTH_ASSIGN_OR_RETURN(bool row, stmt.Step());
-  if (!row) return absl::InternalError(absl::StrCat("\"", sql, "\" returned no row"));
-  return stmt.ColumnInt(0);
-}
-
-// Refuses another program's database before anything writes to it.
-absl::Status CheckIsOurs(Db& db) {
-  BERTH_ASSIGN_OR_RETURN(int64_t tables, QueryInt(db, "SELECT count(*) FROM sqlite_master"));
-  BERTH_ASSIGN_OR_RETURN(int64_t application_id, QueryInt(db, "PRAGMA application_id"));
-  if (application_id == kApplicationId || (application_id == 0 && tables == 0)) {
-    return absl::OkStatus();
-  }
-  return absl::FailedPreconditionError(absl::StrCat(
-      "\"", db.path(), "\" is a SQLite database but not a Berth snapshotter database (",
-      "application_id ", application_id, ")"));
-}
 
 absl::Status Configure(Db& db) {
   BERTH_ASSIGN_OR_RETURN(Statement wal, db.Prepare("PRAGMA journal_mode = WAL"));
@@ -111,7 +93,7 @@ absl::Status Configure(Db& db) {
 
 absl::StatusOr<Storage> Storage::Open(const std::string& path) {
   BERTH_ASSIGN_OR_RETURN(Db db, Db::Open(path));
-  BERTH_RETURN_IF_ERROR(CheckIsOurs(db));
+  BERTH_RETURN_IF_ERROR(store::sqlite::CheckApplicationId(db, kApplicationId, "Berth snapshotter database"));
   BERTH_RETURN_IF_ERROR(store::sqlite::CheckNotNewer(db, kMigrations));
   BERTH_RETURN_IF_ERROR(Configure(db));
   BERTH_RETURN_IF_ERROR(store::sqlite::Migrate(db, kMigrations));
@@ -209,7 +191,7 @@ absl::StatusOr<std::set<int64_t>> Storage::Ids() {
 }
 
 absl::StatusOr<int64_t> Storage::LastId() {
-  return QueryInt(db_, R"sql(
+  return store::sqlite::QueryInt(db_, R"sql(
       SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'snapshots'), 0),
                  coalesce((SELECT max(id) FROM snapshots), 0)))sql");
 }
@@ -251,7 +233,7 @@ absl::Status Storage::Commit(int64_t id, absl::string_view key, absl::string_vie
     return absl::AlreadyExistsError(absl::StrCat("snapshot ", Quote(name), ": already exists"));
   }
   BERTH_RETURN_IF_ERROR(updated);
-  BERTH_ASSIGN_OR_RETURN(int64_t changed, QueryInt(db_, "SELECT changes()"));
+  BERTH_ASSIGN_OR_RETURN(int64_t changed, store::sqlite::QueryInt(db_, "SELECT changes()"));
   if (changed != 1) {
     return absl::NotFoundError(
         absl::StrCat("active snapshot ", Quote(key), ": not found (removed or committed meanwhile)"));

@@ -114,26 +114,6 @@ absl::Status CreateParentDirectories(absl::string_view path) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<int64_t> QueryInt(Db& db, absl::string_view sql) {
-  BERTH_ASSIGN_OR_RETURN(Statement stmt, db.Prepare(sql));
-  BERTH_ASSIGN_OR_RETURN(bool row, stmt.Step());
-  if (!row) return absl::InternalError(absl::StrCat("\"", sql, "\" returned no row"));
-  return stmt.ColumnInt(0);
-}
-
-// Refuses a file that is not a SQLite database, or is another program's,
-// before anything writes to it. SQLite reads nothing at open: this first read
-// is where a non-database shows up (SQLITE_NOTADB → DataLoss).
-absl::Status CheckIsOurs(Db& db) {
-  BERTH_ASSIGN_OR_RETURN(int64_t tables, QueryInt(db, "SELECT count(*) FROM sqlite_master"));
-  BERTH_ASSIGN_OR_RETURN(int64_t application_id, QueryInt(db, "PRAGMA application_id"));
-  if (application_id == kApplicationId || (application_id == 0 && tables == 0)) {
-    return absl::OkStatus();
-  }
-  return absl::FailedPreconditionError(
-      absl::StrCat("\"", db.path(), "\" is a SQLite database but not a Berth metadata database (",
-                   "application_id ", application_id, ", ", tables, " schema objects)"));
-}
 
 absl::Status Configure(Db& db) {
   // WAL: readers do not block the writer, and a commit is one append + fsync.
@@ -157,7 +137,7 @@ absl::Status Configure(Db& db) {
 absl::StatusOr<Db> OpenDatabase(const std::string& path) {
   BERTH_RETURN_IF_ERROR(CreateParentDirectories(path));
   BERTH_ASSIGN_OR_RETURN(Db db, Db::Open(path));
-  BERTH_RETURN_IF_ERROR(CheckIsOurs(db));
+  BERTH_RETURN_IF_ERROR(sqlite::CheckApplicationId(db, kApplicationId, "Berth metadata database"));
   // Before Configure, which may write: a newer binary's database stays as it was.
   BERTH_RETURN_IF_ERROR(sqlite::CheckNotNewer(db, Migrations()));
   BERTH_RETURN_IF_ERROR(Configure(db));

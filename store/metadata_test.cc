@@ -22,6 +22,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "base/status_matchers.h"
+#include "base/temp_dir.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "store/sqlite.h"
@@ -45,20 +46,6 @@ using ::testing::IsEmpty;
 using std::string_literals::operator""s;
 using Labels = std::map<std::string, std::string>;
 
-// A directory under /tmp, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/berth-store-test-XXXXXX";
-    if (::mkdtemp(tmpl) == nullptr) std::abort();
-    path_ = tmpl;
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -76,12 +63,11 @@ sqlite::Db RawDb(const std::string& path) {
   return std::move(*db);
 }
 
-int64_t QueryInt(sqlite::Db& db, absl::string_view sql) {
-  absl::StatusOr<sqlite::Statement> stmt = db.Prepare(sql);
-  EXPECT_THAT(stmt, IsOk());
-  if (!stmt.ok()) return -1;
-  EXPECT_THAT(stmt->Step(), IsOk());
-  return stmt->ColumnInt(0);
+// sqlite::QueryInt, with a failure failing the test.
+int64_t IntOf(sqlite::Db& db, absl::string_view sql) {
+  absl::StatusOr<int64_t> value = sqlite::QueryInt(db, sql);
+  EXPECT_THAT(value, IsOk());
+  return value.ok() ? *value : -1;
 }
 
 // ===================== sqlite wrapper =====================
@@ -90,7 +76,7 @@ class SqliteTest : public testing::Test {
  protected:
   SqliteTest() : db_(RawDb(dir_.path() + "/test.db")) {}
 
-  int64_t Rows() { return QueryInt(db_, "SELECT count(*) FROM t"); }
+  int64_t Rows() { return IntOf(db_, "SELECT count(*) FROM t"); }
 
   TempDir dir_;
   sqlite::Db db_;
@@ -180,7 +166,7 @@ TEST(SqliteCodes, MapToTheCodeACallerExpects) {
 
 class MigrateTest : public SqliteTest {
  protected:
-  int Version() { return static_cast<int>(QueryInt(db_, "PRAGMA user_version")); }
+  int Version() { return static_cast<int>(IntOf(db_, "PRAGMA user_version")); }
   bool HasTable(absl::string_view name) {
     absl::StatusOr<sqlite::Statement> stmt =
         db_.Prepare("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1");
@@ -277,9 +263,9 @@ TEST_F(OpenTest, ReopenSeesWhatWasWritten) {
 TEST_F(OpenTest, SetsWalAndVersionAndMigratesOnlyOnce) {
   ASSERT_THAT(MetadataStore::Open(DbPath()), IsOk());
   sqlite::Db raw = RawDb(DbPath());
-  const int64_t version = QueryInt(raw, "PRAGMA user_version");
+  const int64_t version = IntOf(raw, "PRAGMA user_version");
   EXPECT_GE(version, 1);
-  EXPECT_NE(QueryInt(raw, "PRAGMA application_id"), 0);
+  EXPECT_NE(IntOf(raw, "PRAGMA application_id"), 0);
   absl::StatusOr<sqlite::Statement> mode = raw.Prepare("PRAGMA journal_mode");
   ASSERT_THAT(mode, IsOk());
   ASSERT_THAT(mode->Step(), IsOk());
@@ -287,7 +273,7 @@ TEST_F(OpenTest, SetsWalAndVersionAndMigratesOnlyOnce) {
   // The migrations create tables without IF NOT EXISTS: running one again
   // would fail this open.
   ASSERT_THAT(MetadataStore::Open(DbPath()), IsOk());
-  EXPECT_EQ(QueryInt(raw, "PRAGMA user_version"), version);
+  EXPECT_EQ(IntOf(raw, "PRAGMA user_version"), version);
 }
 
 // The read-only connections close before the writer, which, last, folds
@@ -309,7 +295,7 @@ TEST_F(OpenTest, RefusesANewerSchemaAndLeavesItAlone) {
   {
     ASSERT_THAT(MetadataStore::Open(DbPath()), IsOk());
     sqlite::Db raw = RawDb(DbPath());
-    known = QueryInt(raw, "PRAGMA user_version");
+    known = IntOf(raw, "PRAGMA user_version");
     // Out of WAL too, so that even switching the journal mode would show.
     ASSERT_THAT(raw.Exec("PRAGMA journal_mode = DELETE; PRAGMA user_version = 1000"), IsOk());
   }

@@ -296,4 +296,20 @@ absl::Status Migrate(Db& db, absl::Span<const Migration> migrations) {
   }
 }
 
+absl::StatusOr<int64_t> QueryInt(Db& db, absl::string_view sql) {
+  BERTH_ASSIGN_OR_RETURN(Statement stmt, db.Prepare(sql));
+  BERTH_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  if (!row) return absl::InternalError(absl::StrCat("\"", sql, "\" returned no row"));
+  return stmt.ColumnInt(0);
+}
+
+absl::Status CheckApplicationId(Db& db, int64_t application_id, absl::string_view what) {
+  BERTH_ASSIGN_OR_RETURN(int64_t tables, QueryInt(db, "SELECT count(*) FROM sqlite_master"));
+  BERTH_ASSIGN_OR_RETURN(int64_t found, QueryInt(db, "PRAGMA application_id"));
+  if (found == application_id || (found == 0 && tables == 0)) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat("\"", db.path(), "\" is a SQLite database but not a ",
+                                                    what, " (application_id ", found, ", ", tables,
+                                                    " schema objects)"));
+}
+
 }  // namespace berth::store::sqlite

@@ -183,6 +183,16 @@ absl::Status CheckNotNewer(Db& db, absl::Span<const Migration> migrations);
 // PRAGMA user_version.
 absl::StatusOr<int> SchemaVersion(Db& db);
 
+// The integer in the first column of the first row of `sql`; Internal if it
+// returns no row.
+absl::StatusOr<int64_t> QueryInt(Db& db, absl::string_view sql);
+
+// Refuses another program's database before anything writes to it: OK if
+// PRAGMA application_id is `application_id`, or the file is new (id 0 and no
+// schema); else FailedPrecondition naming the file as not a `what`. A file
+// that is not SQLite at all shows up here, at the first read (DataLoss).
+absl::Status CheckApplicationId(Db& db, int64_t application_id, absl::string_view what);
+
 // The absl::Status for a SQLite result code: BUSY/LOCKED → Unavailable (retry
 // the call), CONSTRAINT_PRIMARYKEY/UNIQUE → AlreadyExists, other CONSTRAINT →
 // FailedPrecondition, NOTADB/CORRUPT → DataLoss, FULL/NOMEM → ResourceExhausted,

@@ -1,7 +1,6 @@
 #include "tests/harness.h"
 
 #include <fcntl.h>
-#include <ftw.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -55,11 +54,6 @@ pid_t Spawn(const std::vector<std::string>& argv, int in, int out, int err) {
   return rc == 0 ? pid : -1;
 }
 
-int RemoveEntry(const char* path, const struct stat*, int, struct FTW*) {
-  ::remove(path);
-  return 0;
-}
-
 }  // namespace
 
 CommandResult RunCommand(const std::vector<std::string>& argv, absl::Duration timeout,
@@ -106,14 +100,6 @@ CommandResult RunCommand(const std::vector<std::string>& argv, absl::Duration ti
   if (killed) absl::StrAppend(&result.err, "\n[killed after timeout]");
   return result;
 }
-
-TempDir::TempDir() {
-  char tmpl[] = "/tmp/berth-test-XXXXXX";
-  if (::mkdtemp(tmpl) == nullptr) std::abort();
-  path_ = tmpl;
-}
-
-TempDir::~TempDir() { ::nftw(path_.c_str(), RemoveEntry, 16, FTW_DEPTH | FTW_PHYS); }
 
 Process::Process(const std::vector<std::string>& argv) {
   Pipe out = MakePipe();

@@ -26,6 +26,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "base/temp_dir.h"
 
 namespace berth::testing {
 
@@ -40,18 +41,6 @@ struct CommandResult {
 CommandResult RunCommand(const std::vector<std::string>& argv, absl::Duration timeout = absl::Seconds(30),
                   const std::string& input = "");
 
-// A directory under /tmp, removed with everything in it when this goes.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 // A child process whose stdout and stderr are collected by a thread. Killed
 // (SIGKILL) and reaped on destruction unless it was waited for.

@@ -1,0 +1,26 @@
+// A directory under /tmp for one test, removed with everything in it when it
+// goes. Under /tmp rather than Bazel's TEST_TMPDIR: sockets (107 bytes) and
+// overlay mount options (one page) hold these paths, so shorter is better.
+#ifndef BERTH_BASE_TEMP_DIR_H_
+#define BERTH_BASE_TEMP_DIR_H_
+
+#include <string>
+
+namespace berth {
+
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace berth
+
+#endif  // BERTH_BASE_TEMP_DIR_H_
