@@ -133,6 +133,14 @@ LocalSnapshotter::LocalSnapshotter(std::string root, UniqueFd root_fd, UniqueFd 
 LocalSnapshotter::~LocalSnapshotter() { Close().IgnoreError(); }
 
 absl::Status LocalSnapshotter::Close() {
+  std::thread discarder;
+  {
+    absl::MutexLock lock(&mu_);
+    closing_ = true;
+    discarder = std::move(discarder_);
+  }
+  // Outside the lock: the queued removals take it as they finish.
+  if (discarder.joinable()) discarder.join();
   absl::MutexLock lock(&mu_);
   storage_.reset();
   snapshots_fd_.Reset();
@@ -424,11 +432,35 @@ absl::Status LocalSnapshotter::Remove(absl::string_view key) {
       name = current;
     }
     busy_ids_.insert(id);
+    if (!closing_) {
+      removals_.push_back(Removal{std::move(dirs), std::move(name), id});
+      if (!discarder_.joinable()) discarder_ = std::thread([this] { DiscardQueued(); });
+      return absl::OkStatus();
+    }
   }
   Discard(dirs, name, id);
   absl::MutexLock lock(&mu_);
   busy_ids_.erase(id);
   return absl::OkStatus();
+}
+
+void LocalSnapshotter::DiscardQueued() {
+  while (true) {
+    Removal removal;
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return !removals_.empty() || closing_;
+      };
+      mu_.Await(absl::Condition(&ready));
+      if (removals_.empty()) return;  // closing, and nothing left
+      removal = std::move(removals_.front());
+      removals_.pop_front();
+    }
+    Discard(removal.dirs, removal.name, removal.id);
+    absl::MutexLock lock(&mu_);
+    busy_ids_.erase(removal.id);
+  }
 }
 
 absl::Status LocalSnapshotter::Cleanup() {

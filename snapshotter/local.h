@@ -23,11 +23,13 @@
 #define BERTH_SNAPSHOTTER_LOCAL_H_
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -142,6 +144,15 @@ class LocalSnapshotter final : public Snapshotter {
   // Cleanup finishes the job later).
   void Discard(const Dirs& dirs, const std::string& name, int64_t id);
 
+  // A removed snapshot's directory, renamed rm-<id>, waiting to be deleted.
+  struct Removal {
+    Dirs dirs;
+    std::string name;
+    int64_t id = 0;
+  };
+  // Deletes queued removals one after another until Close.
+  void DiscardQueued();
+
   absl::Status CheckOpen() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<Dirs> DupDirs() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<Row> FindRow(absl::string_view key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -164,6 +175,13 @@ class LocalSnapshotter final : public Snapshotter {
   std::set<int64_t> busy_ids_ ABSL_GUARDED_BY(mu_);
   // Parents of creations in progress, with counts: Remove refuses them.
   std::map<int64_t, int> pinned_ ABSL_GUARDED_BY(mu_);
+  // Remove answers once the row is gone and the directory renamed; the
+  // deletion of its tree is queued here for `discarder_` (started by the
+  // first Remove), so a large layer's removal costs the client nothing.
+  // Close finishes the queue; a crash leaves rm-<id> for Cleanup.
+  std::deque<Removal> removals_ ABSL_GUARDED_BY(mu_);
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread discarder_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace berth::snapshotter

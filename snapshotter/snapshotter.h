@@ -186,8 +186,11 @@ class Snapshotter {
   virtual absl::Status Commit(absl::string_view name, absl::string_view key,
                               const Labels& labels = {}) = 0;
 
-  // Removes snapshot `key` and its directory. FailedPrecondition, removing
-  // nothing, if it has children (or a Prepare or View on it is in progress).
+  // Removes snapshot `key`: at return it is gone from metadata and its key
+  // is free; its directory is deleted in the background (Close waits for
+  // that, and a crash leaves it to Cleanup), as containerd defers it to
+  // garbage collection. FailedPrecondition, removing nothing, if it has
+  // children (or a Prepare or View on it is in progress).
   // REQUIRES: `key` is not mounted.
   virtual absl::Status Remove(absl::string_view key) = 0;
 

@@ -7,6 +7,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -171,7 +172,17 @@ absl::Status SnapshotterSuite::CommitLayer(
 }
 
 std::vector<std::string> SnapshotterSuite::SnapshotDirs() const {
-  std::set<std::string> names = Names(root_ + "/snapshots");
+  // Removed snapshots' directories are deleted in the background, renamed
+  // rm-<id> meanwhile: wait (10 s at most) for those to go.
+  std::set<std::string> names;
+  for (int i = 0; i < 1000; ++i) {
+    names = Names(root_ + "/snapshots");
+    if (std::none_of(names.begin(), names.end(),
+                     [](const std::string& name) { return absl::StartsWith(name, "rm-"); })) {
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  }
   return std::vector<std::string>(names.begin(), names.end());
 }
 

@@ -67,7 +67,7 @@ class SnapshotterSuite : public ::testing::TestWithParam<SuiteParam> {
   // file through the top and through a view of the committed chain.
   void CheckDeepChain(int layers);
 
-  // The names in <root>/snapshots.
+  // The names in <root>/snapshots, once background removals are done.
   std::vector<std::string> SnapshotDirs() const;
 
   TempDir dir_;        // holds root_ and the mountpoints; goes last
