@@ -79,6 +79,8 @@ LabelTable::LabelTable(absl::string_view table, absl::string_view owner) {
 const LabelTable kNamespaceLabels("namespace_labels", "namespace");
 const LabelTable kBlobLabels("blob_labels", "blob");
 const LabelTable kLeaseLabels("lease_labels", "lease");
+const LabelTable kImageLabels("image_labels", "image");
+const LabelTable kImageAnnotations("image_annotations", "image");
 
 // ---- Shared queries ----
 

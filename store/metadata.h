@@ -146,6 +146,33 @@ struct Lease {
   friend bool operator==(const Lease&, const Lease&) = default;
 };
 
+// What an image points at: an OCI descriptor (its media type, digest, size
+// and annotations; containerd stores no more of it).
+struct Descriptor {
+  std::string media_type;  // non-empty
+  std::string digest;      // sha256:<64 lowercase hex>
+  int64_t size = 0;        // > 0
+  std::map<std::string, std::string> annotations;
+
+  friend bool operator==(const Descriptor&, const Descriptor&) = default;
+};
+
+// A named image of a namespace: a GC root for its target's content record
+// (and, through that record's containerd.io/gc.ref.content.* labels, for
+// the manifests, configs and layers clients label it with).
+struct Image {
+  // Any non-empty string (`docker.io/library/busybox:latest`), unique in its
+  // namespace.
+  std::string name;
+  std::map<std::string, std::string> labels;  // as a namespace's
+  Descriptor target;
+  // Set by the store: creation, and the last change.
+  absl::Time created_at;
+  absl::Time updated_at;
+
+  friend bool operator==(const Image&, const Image&) = default;
+};
+
 // An object named within a namespace: a content record (id = digest), a
 // lease (id = lease id) or an ingest (id = ref).
 struct NamespacedId {
@@ -362,6 +389,24 @@ class MetadataStore {
   // record not marked. Returns what was removed and what the caller must do
   // about blobs and ingests (see GcResult). Nothing changes on error.
   virtual absl::StatusOr<GcResult> CollectGarbage(absl::Time now) = 0;
+
+  // ---- Images ----
+  //
+  // Errors name the image and namespace: InvalidArgument for an empty name,
+  // a bad label, a target without media type, with a size <= 0 or a digest
+  // that is not sha256:<hex>; NotFound / AlreadyExists as the calls say.
+
+  virtual absl::StatusOr<Image> GetImage(absl::string_view ns, absl::string_view name) = 0;
+  // By name.
+  virtual absl::StatusOr<std::vector<Image>> ListImages(absl::string_view ns) = 0;
+  // Creates the namespace if needed. AlreadyExists if the name is taken.
+  virtual absl::StatusOr<Image> CreateImage(absl::string_view ns, const Image& image) = 0;
+  // `field_mask_paths`: "labels", "labels.<k>", "target", "annotations",
+  // "annotations.<k>" (the target's); none replaces labels and target.
+  // Other paths are InvalidArgument. NotFound if there is no such image.
+  virtual absl::StatusOr<Image> UpdateImage(absl::string_view ns, const Image& image,
+                                            const std::vector<std::string>& field_mask_paths) = 0;
+  virtual absl::Status DeleteImage(absl::string_view ns, absl::string_view name) = 0;
 };
 
 }  // namespace berth::store

@@ -35,6 +35,9 @@ constexpr std::string_view kSnapshotResourcePrefix = "snapshots/";
 constexpr const char* kContentRoots[] = {
     // Labelled containerd.io/gc.root, whatever the value (as containerd).
     "SELECT blob FROM blob_labels WHERE key = 'containerd.io/gc.root'",
+    // An image's target.
+    R"sql(SELECT b.id FROM images AS i
+          JOIN blobs AS b ON b.namespace = i.namespace AND b.digest = i.target_digest)sql",
     // Held by a lease (expired ones are deleted before the mark).
     R"sql(SELECT b.id FROM leases AS l
           JOIN lease_resources AS r ON r.lease = l.id AND r.type = 'content'

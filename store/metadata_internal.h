@@ -72,7 +72,9 @@ struct LabelTable {
 
 extern const LabelTable kNamespaceLabels;  // owner: the namespace's name
 extern const LabelTable kBlobLabels;       // owner: blobs.id
-extern const LabelTable kLeaseLabels;      // owner: leases.id
+extern const LabelTable kLeaseLabels;       // owner: leases.id
+extern const LabelTable kImageLabels;       // owner: images.id
+extern const LabelTable kImageAnnotations;  // owner: images.id (the target's)
 
 template <typename Owner>
 absl::StatusOr<Labels> ReadLabels(sqlite::Db& db, const LabelTable& table, const Owner& owner) {
@@ -178,6 +180,13 @@ class SqliteMetadataStore final : public MetadataStore {
                                 const LeaseResource& resource) override;
   absl::Status DeleteLeaseResource(absl::string_view ns, absl::string_view id,
                                    const LeaseResource& resource) override;
+  absl::StatusOr<Image> GetImage(absl::string_view ns, absl::string_view name) override;
+  absl::StatusOr<std::vector<Image>> ListImages(absl::string_view ns) override;
+  absl::StatusOr<Image> CreateImage(absl::string_view ns, const Image& image) override;
+  absl::StatusOr<Image> UpdateImage(absl::string_view ns, const Image& image,
+                                    const std::vector<std::string>& field_mask_paths) override;
+  absl::Status DeleteImage(absl::string_view ns, absl::string_view name) override;
+
   absl::StatusOr<std::vector<LeaseResource>> ListLeaseResources(absl::string_view ns,
                                                                 absl::string_view id) override;
 

@@ -639,11 +639,11 @@ TEST_F(NamespaceTest, DeleteRefusesWhileObjectsRemain) {
   ASSERT_THAT(store_->CreateNamespace({"prod", {}}), IsOk());
   sqlite::Db raw = RawDb(path_);
   ASSERT_THAT(raw.Exec(R"sql(
-      CREATE TABLE images (namespace TEXT NOT NULL, name TEXT NOT NULL);
+      CREATE TABLE gadgets (namespace TEXT NOT NULL, name TEXT NOT NULL);
       CREATE TABLE containers (id TEXT NOT NULL, namespace TEXT NOT NULL);
       CREATE TABLE volumes (namespace TEXT NOT NULL, name TEXT NOT NULL);
       CREATE TABLE settings (key TEXT, value TEXT);
-      INSERT INTO images VALUES ('dev', 'docker.io/library/busybox:latest');
+      INSERT INTO gadgets VALUES ('dev', 'g1');
       INSERT INTO containers VALUES ('c1', 'dev');
       INSERT INTO volumes VALUES ('prod', 'data');
       INSERT INTO settings VALUES ('dev', 'dev');
@@ -653,16 +653,16 @@ TEST_F(NamespaceTest, DeleteRefusesWhileObjectsRemain) {
   absl::Status status = store_->DeleteNamespace("dev");
   EXPECT_THAT(status, StatusIs(absl::StatusCode::kFailedPrecondition));
   EXPECT_EQ(status.message(),
-            "namespace \"dev\" must be empty, but it still has containers, images");
+            "namespace \"dev\" must be empty, but it still has containers, gadgets");
   absl::StatusOr<Namespace> dev = store_->GetNamespace("dev");
   ASSERT_THAT(dev, IsOk());
   EXPECT_EQ(dev->labels, (Labels{{"team", "infra"}}));
 
   ASSERT_THAT(raw.Exec("DELETE FROM containers"), IsOk());
   EXPECT_EQ(store_->DeleteNamespace("dev").message(),
-            "namespace \"dev\" must be empty, but it still has images");
+            "namespace \"dev\" must be empty, but it still has gadgets");
 
-  ASSERT_THAT(raw.Exec("DELETE FROM images"), IsOk());
+  ASSERT_THAT(raw.Exec("DELETE FROM gadgets"), IsOk());
   EXPECT_THAT(store_->DeleteNamespace("dev"), IsOk());
   EXPECT_THAT(store_->DeleteNamespace("prod"), StatusIs(absl::StatusCode::kFailedPrecondition));
 }
@@ -1284,6 +1284,123 @@ TEST_F(LeaseTest, ContentKeepsANamespaceWhateverItsLeases) {
   EXPECT_EQ(store_->DeleteNamespace("dev").message(),
             "namespace \"dev\" must be empty, but it still has blobs");
   EXPECT_THAT(store_->GetLease("dev", "l"), IsOk());
+}
+
+// ===================== images =====================
+
+using ImageTest = MetadataTest;
+
+Image MakeImage(const std::string& name, int target, Labels labels = {}) {
+  Image image;
+  image.name = name;
+  image.labels = std::move(labels);
+  image.target.media_type = "application/vnd.oci.image.manifest.v1+json";
+  image.target.digest = Digest(target);
+  image.target.size = 1234;
+  image.target.annotations = {{"org.opencontainers.image.ref.name", "latest"}};
+  return image;
+}
+
+TEST_F(ImageTest, CreateGetListDelete) {
+  absl::StatusOr<Image> created =
+      store_->CreateImage("dev", MakeImage("docker.io/library/busybox:latest", 1, {{"a", "b"}}));
+  ASSERT_THAT(created, IsOk());
+  EXPECT_EQ(created->target, MakeImage("x", 1).target);
+  EXPECT_EQ(created->labels, (Labels{{"a", "b"}}));
+  EXPECT_EQ(created->created_at, created->updated_at);
+  ASSERT_THAT(store_->CreateImage("dev", MakeImage("a-first", 2)), IsOk());
+  absl::StatusOr<Image> got = store_->GetImage("dev", "docker.io/library/busybox:latest");
+  ASSERT_THAT(got, IsOk());
+  EXPECT_EQ(*got, *created);
+  absl::StatusOr<std::vector<Image>> listed = store_->ListImages("dev");
+  ASSERT_THAT(listed, IsOk());
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_EQ((*listed)[0].name, "a-first");
+  EXPECT_THAT(*store_->ListImages("other"), IsEmpty());
+  EXPECT_THAT(store_->CreateImage("dev", MakeImage("a-first", 3)),
+              StatusIs(absl::StatusCode::kAlreadyExists));
+  ASSERT_THAT(store_->DeleteImage("dev", "a-first"), IsOk());
+  EXPECT_THAT(store_->GetImage("dev", "a-first"), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(store_->DeleteImage("dev", "a-first"), StatusIs(absl::StatusCode::kNotFound));
+  // The same name in another namespace is another image.
+  EXPECT_THAT(store_->CreateImage("other", MakeImage("docker.io/library/busybox:latest", 9)),
+              IsOk());
+}
+
+TEST_F(ImageTest, UpdateFollowsTheFieldMask) {
+  ASSERT_THAT(store_->CreateImage("dev", MakeImage("img", 1, {{"keep", "1"}, {"drop", "2"}})),
+              IsOk());
+  Image change = MakeImage("img", 2, {{"new", "3"}});
+  change.target.annotations = {{"note", "x"}};
+  absl::StatusOr<Image> updated =
+      store_->UpdateImage("dev", change, {"labels.new", "labels.drop", "annotations.note"});
+  ASSERT_THAT(updated, IsOk());
+  EXPECT_EQ(updated->labels, (Labels{{"keep", "1"}, {"new", "3"}}));
+  EXPECT_EQ(updated->target.digest, Digest(1)) << "target not in the mask";
+  EXPECT_EQ(updated->target.annotations,
+            (Labels{{"note", "x"}, {"org.opencontainers.image.ref.name", "latest"}}));
+  updated = store_->UpdateImage("dev", change, {"target"});
+  ASSERT_THAT(updated, IsOk());
+  EXPECT_EQ(updated->target, change.target);
+  // No mask: labels and target whole.
+  updated = store_->UpdateImage("dev", MakeImage("img", 3), {});
+  ASSERT_THAT(updated, IsOk());
+  EXPECT_THAT(updated->labels, IsEmpty());
+  EXPECT_EQ(updated->target.digest, Digest(3));
+  EXPECT_GE(updated->updated_at, updated->created_at);
+  EXPECT_THAT(store_->UpdateImage("dev", change, {"name"}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(store_->UpdateImage("dev", MakeImage("ghost", 1), {}),
+              StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_F(ImageTest, BadImagesAreRefusedAndNothingIsStored) {
+  Image no_name = MakeImage("", 1);
+  Image bad_digest = MakeImage("a", 1);
+  bad_digest.target.digest = "sha256:xyz";
+  Image no_size = MakeImage("b", 1);
+  no_size.target.size = 0;
+  Image no_type = MakeImage("c", 1);
+  no_type.target.media_type = "";
+  Image bad_label = MakeImage("d", 1, {{"", "v"}});
+  for (const Image& image : {no_name, bad_digest, no_size, no_type, bad_label}) {
+    EXPECT_THAT(store_->CreateImage("dev", image), StatusIs(absl::StatusCode::kInvalidArgument))
+        << image.name;
+  }
+  EXPECT_THAT(*store_->ListImages("dev"), IsEmpty());
+  EXPECT_THAT(store_->CreateImage("bad/ns", MakeImage("x", 1)),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  ASSERT_THAT(store_->CreateImage("dev", MakeImage("e", 1)), IsOk());
+  Image broken = MakeImage("e", 1);
+  broken.target.size = -1;
+  EXPECT_THAT(store_->UpdateImage("dev", broken, {"target"}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_EQ(store_->GetImage("dev", "e")->target.size, 1234);
+}
+
+TEST_F(ImageTest, AnImageKeepsItsNamespace) {
+  ASSERT_THAT(store_->CreateImage("dev", MakeImage("img", 1)), IsOk());
+  EXPECT_EQ(store_->DeleteNamespace("dev").message(),
+            "namespace \"dev\" must be empty, but it still has images");
+}
+
+// An image keeps its target's record, and through its reference labels the
+// rest of the image; deleting the image lets all of it go.
+TEST_F(GcTest, ImagesAreRootsForTheirTargetAndItsReferences) {
+  ASSERT_THAT(Add("dev", Digest(1), {{"containerd.io/gc.ref.content.config", Digest(2)},
+                                     {"containerd.io/gc.ref.content.l.0", Digest(3)}}),
+              IsOk());
+  ASSERT_THAT(Add("dev", Digest(2)), IsOk());
+  ASSERT_THAT(Add("dev", Digest(3)), IsOk());
+  ASSERT_THAT(Add("dev", Digest(4)), IsOk());
+  ASSERT_THAT(Add("other", Digest(1)), IsOk());
+  ASSERT_THAT(store_->CreateImage("dev", MakeImage("img", 1)), IsOk());
+  EXPECT_EQ(Collect().removed_content,
+            (std::vector<NamespacedId>{{"dev", Digest(4)}, {"other", Digest(1)}}));
+  EXPECT_EQ(Digests("dev"), (std::vector<std::string>{Digest(1), Digest(2), Digest(3)}));
+  ASSERT_THAT(store_->DeleteImage("dev", "img"), IsOk());
+  EXPECT_EQ(Collect().removed_content,
+            (std::vector<NamespacedId>{{"dev", Digest(1)}, {"dev", Digest(2)}, {"dev", Digest(3)}}));
 }
 
 // ===================== garbage collection =====================

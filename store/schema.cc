@@ -102,6 +102,37 @@ CREATE TABLE lease_resources (
 -- "Does another lease still hold this ingest?"
 CREATE INDEX lease_resources_by_resource ON lease_resources (type, resource);
 )sql"},
+    {3, R"sql(
+CREATE TABLE images (
+  id INTEGER PRIMARY KEY,
+  namespace TEXT NOT NULL REFERENCES namespaces (name),
+  name TEXT NOT NULL,
+  target_media_type TEXT NOT NULL,
+  target_digest TEXT NOT NULL,
+  target_size INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  UNIQUE (namespace, name)
+) STRICT;
+
+-- Garbage collection's roots: the content records images point at.
+CREATE INDEX images_by_target ON images (namespace, target_digest);
+
+CREATE TABLE image_labels (
+  image INTEGER NOT NULL REFERENCES images (id) ON DELETE CASCADE,
+  key TEXT NOT NULL,
+  value TEXT NOT NULL,
+  PRIMARY KEY (image, key)
+) STRICT, WITHOUT ROWID;
+
+-- The target descriptor's annotations.
+CREATE TABLE image_annotations (
+  image INTEGER NOT NULL REFERENCES images (id) ON DELETE CASCADE,
+  key TEXT NOT NULL,
+  value TEXT NOT NULL,
+  PRIMARY KEY (image, key)
+) STRICT, WITHOUT ROWID;
+)sql"},
 };
 
 static_assert(kApplicationId == 1114797133, "the first migration spells kApplicationId out");
