@@ -7,6 +7,7 @@
 #include "services/content/content.h"
 #include "services/events/events.h"
 #include "services/health/health.h"
+#include "services/images/images.h"
 #include "services/introspection/introspection.h"
 #include "services/leases/leases.h"
 #include "services/namespaces/namespaces.h"
@@ -81,6 +82,7 @@ void RegisterBuiltins(Registry& registry) {
   services::content::Register(registry);
   services::events::Register(registry);
   services::health::Register(registry);
+  services::images::Register(registry);
   services::introspection::Register(registry);
   services::leases::Register(registry);
   services::namespaces::Register(registry);

@@ -144,7 +144,7 @@ absl::StatusOr<int64_t> FindLease(sqlite::Db& db, absl::string_view ns, absl::st
 absl::Status HoldResource(sqlite::Db& db, int64_t lease, absl::string_view type,
                           absl::string_view resource);
 
-// InvalidArgument quoting `id` unless it is an identifier.
+// InvalidArgument for an empty id or one over 4096 bytes (quoted).
 absl::Status ValidateLeaseId(absl::string_view id);
 
 // ---- The store ----

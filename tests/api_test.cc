@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "base/status_matchers.h"
 #include "github.com/containerd/containerd/api/events/namespace.pb.h"
 #include "github.com/containerd/containerd/api/services/content/v1/content.grpc.pb.h"
@@ -456,6 +457,12 @@ TEST_P(ApiTest, CtrLeasesCreateListRemove) {
   EXPECT_THAT(r.out, HasSubstr("hold-1"));
   EXPECT_THAT(r.out, HasSubstr("team=a"));
   EXPECT_EQ(Ctr({"leases", "ls", "-q", "labels.team==b"}).out, "");
+  // Ids as ctr generates them ("1700000000--B3F") and other odd ones.
+  for (const std::string id : {"1700000000--B3F", "bad/id"}) {
+    r = Ctr({"leases", "create", "--id", id});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(Ctr({"leases", "rm", id}).exit_code, 0);
+  }
   r = Ctr({"leases", "create", "--id", "hold-1"});
   EXPECT_NE(r.exit_code, 0);
   EXPECT_THAT(r.err, HasSubstr("already exists"));
@@ -688,6 +695,58 @@ TEST_P(ApiTest, NamespaceWithSnapshotsCannotBeDeleted) {
   r = Ctr({"namespaces", "rm", "busy"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(Ctr({"namespaces", "ls", "-q"}).out, Not(HasSubstr("busy")));
+}
+
+// An OCI archive built in the test, imported without unpacking: the image
+// and its blobs are listed and complete, can be labelled, tagged, exported
+// and removed, and its content goes with the last image that held it.
+TEST_P(ApiTest, CtrImagesImportListTagExportRemove) {
+  TempDir dir;
+  const std::string archive = dir.path() + "/busybox.tar";
+  CommandResult made = RunCommand({RunfilePath("tests/make-oci-archive.sh"), archive,
+                                   "docker.io/library/busybox:latest"});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  const std::string manifest(absl::StripTrailingAsciiWhitespace(made.out));
+  Process events({"ctr", "--address", daemon_.address(), "events", "topic~=\"^/images/\""});
+  ::usleep(200'000);  // the subscription is asynchronous
+
+  CommandResult r = Ctr({"images", "import", "--no-unpack", archive});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = Ctr({"images", "ls"});
+  EXPECT_THAT(r.out, HasSubstr("docker.io/library/busybox:latest"));
+  EXPECT_THAT(r.out, HasSubstr(manifest));
+  r = Ctr({"images", "check"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("complete (2/2)"));
+  EXPECT_THAT(Ctr({"images", "ls", "-q", "name~=busybox"}).out, HasSubstr("busybox"));
+  EXPECT_EQ(Ctr({"images", "ls", "-q", "name==nothing"}).out, "");
+
+  ASSERT_EQ(Ctr({"images", "label", "docker.io/library/busybox:latest", "team=a"}).exit_code, 0);
+  EXPECT_THAT(Ctr({"images", "ls"}).out, HasSubstr("team=a"));
+  ASSERT_EQ(Ctr({"images", "tag", "docker.io/library/busybox:latest", "example.com/copy:1"}).exit_code, 0);
+  EXPECT_THAT(Ctr({"images", "ls", "-q"}).out, HasSubstr("example.com/copy:1"));
+
+  const std::string exported = dir.path() + "/exported.tar";
+  r = Ctr({"images", "export", exported, "docker.io/library/busybox:latest"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = RunCommand({"tar", "tf", exported});
+  EXPECT_THAT(r.out, HasSubstr("blobs/sha256/" + manifest.substr(7)));
+
+  // A missing image is named, and nothing changes.
+  r = Ctr({"images", "rm", "nothing:here"});
+  EXPECT_THAT(r.err, HasSubstr("nothing:here"));
+  EXPECT_THAT(Ctr({"images", "ls", "-q"}).out, HasSubstr("example.com/copy:1"));
+
+  ASSERT_EQ(Ctr({"images", "rm", "--sync", "example.com/copy:1"}).exit_code, 0);
+  EXPECT_THAT(Ctr({"content", "ls", "-q"}).out, HasSubstr(manifest)) << "still held";
+  ASSERT_EQ(Ctr({"images", "rm", "--sync", "docker.io/library/busybox:latest"}).exit_code, 0);
+  EXPECT_EQ(Ctr({"images", "ls", "-q"}).out, "");
+  EXPECT_EQ(Ctr({"content", "ls", "-q"}).out, "") << "collected with the last image";
+
+  EXPECT_TRUE(events.WaitForOutput("/images/delete", absl::Seconds(10))) << events.Output();
+  EXPECT_THAT(events.Output(), HasSubstr("/images/create"));
+  EXPECT_THAT(events.Output(), HasSubstr("/images/update"));
+  events.Stop(SIGTERM);
 }
 
 }  // namespace

@@ -173,11 +173,13 @@ int Process::Stop(int signal, absl::Duration timeout) {
   return *Wait(absl::InfiniteDuration());
 }
 
-std::string BerthdPath() {
+std::string RunfilePath(absl::string_view path) {
   const char* srcdir = std::getenv("TEST_SRCDIR");
   const char* workspace = std::getenv("TEST_WORKSPACE");
-  return absl::StrCat(srcdir ? srcdir : ".", "/", workspace ? workspace : "berth", "/daemon/berthd");
+  return absl::StrCat(srcdir ? srcdir : ".", "/", workspace ? workspace : "berth", "/", path);
 }
+
+std::string BerthdPath() { return RunfilePath("daemon/berthd"); }
 
 std::string PeerName(Peer peer) { return peer == Peer::kBerthd ? "berthd" : "containerd"; }
 

@@ -74,6 +74,9 @@ class Process {
   bool eof_ ABSL_GUARDED_BY(mu_) = false;
 };
 
+// A file of the test's data (`data` in BUILD), by its path in the workspace.
+std::string RunfilePath(absl::string_view path);
+
 // The berthd binary this test was built with.
 std::string BerthdPath();
 

@@ -1,0 +1,36 @@
+#!/bin/sh
+# tests/make-oci-archive.sh OUT.tar NAME
+#
+# Writes an OCI image-layout archive of one linux/amd64 image named NAME:
+# one gzip layer holding Debian's busybox-static as /bin/busybox with /bin/sh
+# linking to it, a config, a manifest, and index.json naming the image (the
+# io.containerd.image.name annotation `ctr images import` reads).
+set -eu
+out=$1 name=$2
+work=$(mktemp -d /tmp/berth-oci-XXXXXX)
+trap 'rm -rf "$work"' EXIT
+
+mkdir -p "$work/root/bin" "$work/layout/blobs/sha256"
+cp /bin/busybox "$work/root/bin/busybox"
+ln -s busybox "$work/root/bin/sh"
+tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$work/root" -cf "$work/layer.tar" bin
+diff_id=$(sha256sum "$work/layer.tar" | cut -c1-64)
+gzip -n -c "$work/layer.tar" >"$work/layer.tar.gz"
+
+blob() {  # blob FILE: stores FILE as a blob, prints "digest size"
+  d=$(sha256sum "$1" | cut -c1-64)
+  cp "$1" "$work/layout/blobs/sha256/$d"
+  echo "$d $(stat -c %s "$1")"
+}
+set -- $(blob "$work/layer.tar.gz"); layer=$1 layer_size=$2
+printf '{"architecture":"amd64","os":"linux","config":{"Cmd":["/bin/sh"]},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
+  "$diff_id" >"$work/config.json"
+set -- $(blob "$work/config.json"); config=$1 config_size=$2
+printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:%s","size":%s}]}' \
+  "$config" "$config_size" "$layer" "$layer_size" >"$work/manifest.json"
+set -- $(blob "$work/manifest.json"); manifest=$1 manifest_size=$2
+printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"annotations":{"io.containerd.image.name":"%s","org.opencontainers.image.ref.name":"latest"},"platform":{"architecture":"amd64","os":"linux"}}]}' \
+  "$manifest" "$manifest_size" "$name" >"$work/layout/index.json"
+printf '{"imageLayoutVersion":"1.0.0"}' >"$work/layout/oci-layout"
+tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$work/layout" -cf "$out" oci-layout index.json blobs
+echo "sha256:$manifest"
