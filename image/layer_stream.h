@@ -1,0 +1,129 @@
+// The byte streams under ApplyLayer and WriteDiff: SHA-256, incremental
+// gzip/zstd decompression of a ByteSource and compression into a ByteSink,
+// each hashing what passes through. Private to //image:layer.
+#ifndef BERTH_IMAGE_LAYER_STREAM_H_
+#define BERTH_IMAGE_LAYER_STREAM_H_
+
+#include <openssl/evp.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "image/layer.h"
+
+namespace berth::image::layer_internal {
+
+// Large enough that a read, a write or a decompressor call costs little
+// beside the bytes it moves (the hot path of `ctr images import`).
+inline constexpr size_t kBufferSize = 1 << 20;
+
+// WriteDiff's levels (layer.h gives the reasons).
+inline constexpr int kGzipLevel = 1;
+inline constexpr int kZstdLevel = 3;
+
+// Running SHA-256 over OpenSSL's EVP interface.
+class Sha256 {
+ public:
+  Sha256();
+  Sha256(const Sha256&) = delete;
+  Sha256& operator=(const Sha256&) = delete;
+
+  void Update(absl::string_view data);
+  // "sha256:<hex>" of everything so far.
+  std::string Digest() const;
+
+ private:
+  struct Free {
+    void operator()(EVP_MD_CTX* ctx) const { EVP_MD_CTX_free(ctx); }
+  };
+  std::unique_ptr<EVP_MD_CTX, Free> ctx_;
+};
+
+// The uncompressed bytes of a layer, pulled chunk by chunk from a ByteSource
+// and hashed on the way.
+class UncompressedStream {
+ public:
+  // Reads the stream's first bytes to detect its compression (logging when
+  // it disagrees with `hint`). `source` must outlive the stream.
+  static absl::StatusOr<std::unique_ptr<UncompressedStream>> Open(ByteSource& source,
+                                                                  Compression hint);
+  virtual ~UncompressedStream() = default;
+
+  // The next chunk, valid until the next call; empty at the end.
+  // InvalidArgument for a corrupt or truncated compressed stream.
+  absl::StatusOr<absl::string_view> Next();
+
+  // Reads (and hashes) everything left.
+  absl::Status Drain();
+
+  Compression compression() const { return compression_; }
+  std::string Digest() const { return hash_.Digest(); }
+  int64_t size() const { return size_; }
+
+ protected:
+  UncompressedStream(ByteSource& source, Compression compression);
+
+  // Fills `out` with up to `cap` bytes; 0 only at the end.
+  virtual absl::StatusOr<size_t> Produce(char* out, size_t cap) = 0;
+
+  // Reads more compressed input when all of it has been consumed; false at
+  // the end of the source.
+  absl::StatusOr<bool> Refill();
+
+  ByteSource& source_;
+  std::unique_ptr<char[]> in_;
+  size_t in_pos_ = 0;
+  size_t in_len_ = 0;
+  bool source_done_ = false;
+
+ private:
+  Compression compression_;
+  std::unique_ptr<char[]> out_;
+  Sha256 hash_;
+  int64_t size_ = 0;
+};
+
+// Compresses what is written into a ByteSink, hashing both sides.
+class CompressingWriter {
+ public:
+  static absl::StatusOr<std::unique_ptr<CompressingWriter>> Create(Compression compression,
+                                                                   ByteSink& sink);
+  virtual ~CompressingWriter() = default;
+
+  absl::Status Write(absl::string_view data);
+  // Ends the stream and writes what is buffered. No Write afterwards.
+  absl::Status Finish();
+
+  std::string UncompressedDigest() const { return uncompressed_hash_.Digest(); }
+  int64_t uncompressed_size() const { return uncompressed_size_; }
+  std::string CompressedDigest() const { return compressed_hash_.Digest(); }
+  int64_t compressed_size() const { return compressed_size_; }
+
+ protected:
+  explicit CompressingWriter(ByteSink& sink);
+
+  // Compresses `data` (all of it, finishing the stream when `finish`) into
+  // out_, calling Flush whenever it fills.
+  virtual absl::Status Compress(absl::string_view data, bool finish) = 0;
+  // Passes out_[0, out_len_) to the sink.
+  absl::Status Flush();
+
+  std::unique_ptr<char[]> out_;
+  size_t out_len_ = 0;
+
+ private:
+  ByteSink& sink_;
+  Sha256 uncompressed_hash_;
+  Sha256 compressed_hash_;
+  int64_t uncompressed_size_ = 0;
+  int64_t compressed_size_ = 0;
+};
+
+}  // namespace berth::image::layer_internal
+
+#endif  // BERTH_IMAGE_LAYER_STREAM_H_
