@@ -5,6 +5,7 @@
 #include "base/status.h"
 #include "events/exchange.h"
 #include "services/content/content.h"
+#include "services/diff/diff.h"
 #include "services/events/events.h"
 #include "services/health/health.h"
 #include "services/images/images.h"
@@ -80,6 +81,7 @@ void RegisterBuiltins(Registry& registry) {
                        return std::shared_ptr<snapshotter::Snapshotter>(std::move(overlay));
                      }});
   services::content::Register(registry);
+  services::diff::Register(registry);
   services::events::Register(registry);
   services::health::Register(registry);
   services::images::Register(registry);

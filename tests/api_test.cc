@@ -8,8 +8,10 @@
 
 #include <fstream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "base/status_matchers.h"
 #include "github.com/containerd/containerd/api/events/namespace.pb.h"
@@ -747,6 +749,44 @@ TEST_P(ApiTest, CtrImagesImportListTagExportRemove) {
   EXPECT_THAT(events.Output(), HasSubstr("/images/create"));
   EXPECT_THAT(events.Output(), HasSubstr("/images/update"));
   events.Stop(SIGTERM);
+}
+
+// `ctr images import` unpacks through Diff.Apply into a committed snapshot
+// whose files are the layer's; a container-like change on top comes back
+// out of Diff.Diff (`ctr snapshots diff`) as a layer naming just the change.
+TEST_P(ApiTest, CtrImagesImportUnpacksAndSnapshotsDiffWritesALayer) {
+  TempDir dir;
+  const std::string archive = dir.path() + "/busybox.tar";
+  CommandResult r = RunCommand({RunfilePath("tests/make-oci-archive.sh"), archive,
+                                "docker.io/library/busybox:latest"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = Ctr({"images", "import", archive});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = Ctr({"images", "check"});
+  EXPECT_THAT(r.out, ContainsRegex("complete \\(2/2\\).* true"));
+  r = Ctr({"snapshots", "ls"});
+  std::string layer;
+  for (absl::string_view line : absl::StrSplit(r.out, '\n')) {
+    if (absl::StrContains(line, "Committed")) layer = std::string(line.substr(0, line.find(' ')));
+  }
+  ASSERT_THAT(layer, HasSubstr("sha256:")) << r.out;
+
+  ASSERT_EQ(Ctr({"snapshots", "prepare", "work", layer}).exit_code, 0);
+  r = Ctr({"snapshots", "mounts", dir.path() + "/mnt", "work"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = InMountedSnapshot(r.out, dir.path() + "/mnt",
+                        "cmp $T/bin/busybox /bin/busybox && readlink $T/bin/sh && "
+                        "echo changed > $T/new-file && rm $T/bin/sh");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "busybox\n");
+
+  r = RunCommand({"sh", "-c",
+                  absl::StrCat("ctr --address ", daemon_.address(),
+                               " snapshots diff work | tar -tzvf -")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("new-file"));
+  EXPECT_THAT(r.out, HasSubstr("bin/.wh.sh"));
+  EXPECT_THAT(r.out, Not(HasSubstr("bin/busybox")));
 }
 
 }  // namespace

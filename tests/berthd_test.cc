@@ -84,6 +84,7 @@ TEST_F(BerthdTest, CtrPluginsListsEveryServiceAsOk) {
                                    "io.containerd.snapshotter.v1 native ok",
                                    "io.containerd.snapshotter.v1 overlayfs ok",
                                    "io.containerd.grpc.v1 content ok",
+                                   "io.containerd.grpc.v1 diff ok",
                                    "io.containerd.grpc.v1 events ok",
                                    "io.containerd.grpc.v1 healthcheck ok",
                                    "io.containerd.grpc.v1 images ok",

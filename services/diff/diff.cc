@@ -1,0 +1,264 @@
+#include "services/diff/diff.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "base/status.h"
+#include "base/strings.h"
+#include "base/unique_fd.h"
+#include "github.com/containerd/containerd/api/services/diff/v1/diff.grpc.pb.h"
+#include "image/layer.h"
+#include "services/edge.h"
+#include "snapshotter/mount.h"
+#include "snapshotter/snapshotter.h"
+#include "store/namespaced_content.h"
+
+namespace berth::services::diff {
+namespace {
+
+namespace api = ::containerd::services::diff::v1;
+using snapshotter::Mount;
+
+constexpr char kUncompressedLabel[] = "containerd.io/uncompressed";
+
+std::vector<Mount> FromProto(const google::protobuf::RepeatedPtrField<::containerd::types::Mount>& in) {
+  std::vector<Mount> out;
+  for (const auto& m : in) {
+    out.push_back(Mount{m.type(), m.source(), m.target(), {m.options().begin(), m.options().end()}});
+  }
+  return out;
+}
+
+absl::StatusOr<UniqueFd> OpenDirectory(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoStatus("open", path);
+  return fd;
+}
+
+// The value of overlay option `name=` in `mount`, if present.
+std::optional<std::string> OverlayOption(const Mount& mount, absl::string_view name) {
+  const std::string prefix = absl::StrCat(name, "=");
+  for (const std::string& option : mount.options) {
+    if (absl::StartsWith(option, prefix)) return option.substr(prefix.size());
+  }
+  return std::nullopt;
+}
+
+// A directory holding what `mounts` show: for a single overlay mount its
+// upperdir (the layer being written), for a single bind its source, else a
+// temporary mount of them all under `scratch`, unmounted and removed when
+// this goes.
+class MountedTree {
+ public:
+  static absl::StatusOr<std::unique_ptr<MountedTree>> Open(const std::vector<Mount>& mounts,
+                                                           const std::string& scratch,
+                                                           bool prefer_upper) {
+    auto tree = std::unique_ptr<MountedTree>(new MountedTree());
+    if (mounts.empty()) return absl::InvalidArgumentError("no mounts given");
+    if (mounts.size() == 1 && mounts[0].type == "overlay" && prefer_upper) {
+      std::optional<std::string> upper = OverlayOption(mounts[0], "upperdir");
+      if (upper.has_value()) {
+        BERTH_ASSIGN_OR_RETURN(tree->dir_, OpenDirectory(*upper));
+        tree->overlay_upper_ = true;
+        if (std::optional<std::string> lower = OverlayOption(mounts[0], "lowerdir")) {
+          for (absl::string_view dir : absl::StrSplit(*lower, ':')) {
+            BERTH_ASSIGN_OR_RETURN(UniqueFd fd, OpenDirectory(std::string(dir)));
+            tree->lowers_.push_back(std::move(fd));
+          }
+        }
+        return tree;
+      }
+    }
+    if (mounts.size() == 1 && (mounts[0].type == "bind" || mounts[0].type == "rbind")) {
+      BERTH_ASSIGN_OR_RETURN(tree->dir_, OpenDirectory(mounts[0].source));
+      return tree;
+    }
+    std::string target = absl::StrCat(scratch, "/mount-XXXXXX");
+    if (::mkdtemp(target.data()) == nullptr) return ErrnoStatus("mkdtemp", target);
+    tree->mountpoint_ = target;
+    BERTH_ASSIGN_OR_RETURN(tree->guard_, snapshotter::MountAll(mounts, target));
+    BERTH_ASSIGN_OR_RETURN(tree->dir_, OpenDirectory(target));
+    return tree;
+  }
+
+  ~MountedTree() {
+    dir_.Reset();
+    lowers_.clear();
+    if (!mountpoint_.empty()) {
+      guard_.Unmount().IgnoreError();
+      ::rmdir(mountpoint_.c_str());
+    }
+  }
+
+  int dir() const { return dir_.get(); }
+  bool overlay_upper() const { return overlay_upper_; }
+  std::vector<int> lower_fds() const {
+    std::vector<int> fds;
+    for (const UniqueFd& fd : lowers_) fds.push_back(fd.get());
+    return fds;
+  }
+
+ private:
+  MountedTree() = default;
+
+  UniqueFd dir_;
+  std::vector<UniqueFd> lowers_;
+  bool overlay_upper_ = false;
+  std::string mountpoint_;
+  snapshotter::MountGuard guard_;
+};
+
+// Writes the bytes a ByteSink gets into an ingest of the content store.
+class IngestSink final : public image::ByteSink {
+ public:
+  explicit IngestSink(store::NamespacedWriter& writer) : writer_(writer) {}
+  absl::Status Write(absl::string_view data) override { return writer_.Write(data); }
+
+ private:
+  store::NamespacedWriter& writer_;
+};
+
+// An ingest ref for a client that names none: random, as containerd's are.
+std::string RandomRef() {
+  unsigned char bytes[12];
+  size_t got = 0;
+  while (got < sizeof(bytes)) {
+    ssize_t n = ::getrandom(bytes + got, sizeof(bytes) - got, 0);
+    if (n > 0) got += n;
+  }
+  return absl::StrCat("diff-", absl::BytesToHexString(absl::string_view(
+                                   reinterpret_cast<const char*>(bytes), sizeof(bytes))));
+}
+
+class Service final : public api::Diff::CallbackService, public daemon::GrpcService {
+ public:
+  Service(std::shared_ptr<store::NamespacedContent> content, std::string scratch)
+      : content_(std::move(content)), scratch_(std::move(scratch)) {}
+
+  void Register(grpc::ServerBuilder& builder) override { builder.RegisterService(this); }
+
+  // Unpacking takes as long as the layer does; it runs on a gRPC callback
+  // thread, bounded by the layer's size, never by a container.
+  grpc::ServerUnaryReactor* Apply(grpc::CallbackServerContext* context,
+                                  const api::ApplyRequest* request,
+                                  api::ApplyResponse* response) override {
+    return Finish(context, [&]() -> absl::Status {
+      BERTH_ASSIGN_OR_RETURN(std::string ns, RequestNamespace(*context));
+      const ::containerd::types::Descriptor& layer = request->diff();
+      BERTH_RETURN_IF_ERROR(digest::Validate(layer.digest()));
+      BERTH_ASSIGN_OR_RETURN(image::Compression compression,
+                             image::CompressionFromMediaType(layer.media_type()));
+      BERTH_ASSIGN_OR_RETURN(std::unique_ptr<store::BlobReader> blob,
+                             content_->Read(ns, layer.digest()));
+      BERTH_ASSIGN_OR_RETURN(std::unique_ptr<MountedTree> tree,
+                             MountedTree::Open(FromProto(request->mounts()), scratch_, true));
+      image::ApplyOptions options;
+      options.whiteouts = tree->overlay_upper() ? image::ApplyOptions::Whiteouts::kOverlay
+                                                : image::ApplyOptions::Whiteouts::kDelete;
+      options.lower_dirfds = tree->lower_fds();
+      std::unique_ptr<image::ByteSource> source = image::BlobSource(*blob);
+      absl::StatusOr<image::ApplyResult> applied =
+          image::ApplyLayer(*source, compression, tree->dir(), options);
+      if (!applied.ok()) {
+        return absl::Status(applied.status().code(),
+                            absl::StrCat("apply layer ", layer.digest(), ": ",
+                                         applied.status().message()));
+      }
+      ::containerd::types::Descriptor* out = response->mutable_applied();
+      out->set_media_type(std::string(image::LayerMediaType(image::Compression::kNone)));
+      out->set_digest(applied->diff_id);
+      out->set_size(applied->size);
+      return absl::OkStatus();
+    }());
+  }
+
+  grpc::ServerUnaryReactor* Diff(grpc::CallbackServerContext* context,
+                                 const api::DiffRequest* request,
+                                 api::DiffResponse* response) override {
+    return Finish(context, [&]() -> absl::Status {
+      BERTH_ASSIGN_OR_RETURN(std::string ns, RequestNamespace(*context));
+      image::Compression compression = image::Compression::kGzip;
+      if (!request->media_type().empty()) {
+        BERTH_ASSIGN_OR_RETURN(compression, image::CompressionFromMediaType(request->media_type()));
+      }
+      std::vector<Mount> right = FromProto(request->right());
+      BERTH_ASSIGN_OR_RETURN(std::unique_ptr<MountedTree> upper,
+                             MountedTree::Open(right, scratch_, true));
+      std::unique_ptr<MountedTree> lower;
+      image::DiffMode mode = image::DiffMode::kOverlayUpper;
+      if (!upper->overlay_upper()) {
+        mode = image::DiffMode::kCompare;
+        if (!request->left().empty()) {
+          BERTH_ASSIGN_OR_RETURN(lower,
+                                 MountedTree::Open(FromProto(request->left()), scratch_, false));
+        }
+      }
+      const std::string ref = request->ref().empty() ? RandomRef() : request->ref();
+      BERTH_ASSIGN_OR_RETURN(std::unique_ptr<store::NamespacedWriter> writer,
+                             content_->Writer(ns, ref, 0, "", RequestLease(*context)));
+      IngestSink sink(*writer);
+      // An empty lower for a right side with no parent: a fresh empty dir.
+      UniqueFd empty;
+      int lower_fd = lower ? lower->dir() : -1;
+      if (mode == image::DiffMode::kCompare && lower_fd < 0) {
+        std::string dir = absl::StrCat(scratch_, "/empty-XXXXXX");
+        if (::mkdtemp(dir.data()) == nullptr) return ErrnoStatus("mkdtemp", dir);
+        absl::StatusOr<UniqueFd> fd = OpenDirectory(dir);
+        ::rmdir(dir.c_str());  // the open fd keeps an empty directory to read
+        if (!fd.ok()) return fd.status();
+        empty = *std::move(fd);
+        lower_fd = empty.get();
+      }
+      BERTH_ASSIGN_OR_RETURN(image::DiffResult diff,
+                             image::WriteDiff(lower_fd, upper->dir(), mode, compression, sink));
+      std::map<std::string, std::string> labels = LabelsFromProto(request->labels());
+      labels[kUncompressedLabel] = diff.diff_id;
+      // The same changes committed before: the blob is already there.
+      absl::StatusOr<std::string> committed = writer->Commit(diff.size, diff.digest, labels);
+      if (!committed.ok() && !absl::IsAlreadyExists(committed.status())) {
+        return committed.status();
+      }
+      ::containerd::types::Descriptor* out = response->mutable_diff();
+      out->set_media_type(request->media_type().empty()
+                              ? std::string(image::LayerMediaType(compression))
+                              : request->media_type());
+      out->set_digest(diff.digest);
+      out->set_size(diff.size);
+      return absl::OkStatus();
+    }());
+  }
+
+ private:
+  const std::shared_ptr<store::NamespacedContent> content_;
+  const std::string scratch_;  // where mounts that need mounting are mounted
+};
+
+}  // namespace
+
+void Register(daemon::Registry& registry) {
+  registry.Register({.type = daemon::kGrpcPlugin,
+                     .id = "diff",
+                     .requires_types = {daemon::kMetadataPlugin},
+                     .init = [](daemon::InitContext& ic) -> absl::StatusOr<std::any> {
+                       BERTH_ASSIGN_OR_RETURN(auto db, ic.Get<store::Database>(daemon::kMetadataPlugin));
+                       if (::mkdir(ic.state().c_str(), 0700) != 0 && errno != EEXIST) {
+                         return ErrnoStatus("mkdir", ic.state());
+                       }
+                       return std::shared_ptr<daemon::GrpcService>(
+                           std::make_shared<Service>(db->content, ic.state()));
+                     }});
+}
+
+}  // namespace berth::services::diff
