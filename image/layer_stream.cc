@@ -48,22 +48,22 @@ class PlainStream : public UncompressedStream {
   explicit PlainStream(ByteSource& source) : UncompressedStream(source, Compression::kNone) {}
 
  protected:
-  absl::StatusOr<size_t> Produce(char* out, size_t cap) override {
+  absl::Status Produce(char* out, size_t cap, size_t* produced) override {
     // The bytes read while detecting the format go first; then the source
     // reads straight into the caller's buffer.
     if (in_pos_ < in_len_) {
       size_t n = std::min(cap, in_len_ - in_pos_);
       std::memcpy(out, in_.get() + in_pos_, n);
       in_pos_ += n;
-      return n;
+      *produced = n;
+      return absl::OkStatus();
     }
-    size_t filled = 0;
-    while (filled < cap && !source_done_) {
-      BERTH_ASSIGN_OR_RETURN(size_t n, source_.Read(out + filled, cap - filled));
+    while (*produced < cap && !source_done_) {
+      BERTH_ASSIGN_OR_RETURN(size_t n, source_.Read(out + *produced, cap - *produced));
       if (n == 0) source_done_ = true;
-      filled += n;
+      *produced += n;
     }
-    return filled;
+    return absl::OkStatus();
   }
 };
 
@@ -79,10 +79,11 @@ class GzipStream : public UncompressedStream {
   ~GzipStream() override { inflateEnd(&z_); }
 
  protected:
-  absl::StatusOr<size_t> Produce(char* out, size_t cap) override {
+  absl::Status Produce(char* out, size_t cap, size_t* produced) override {
     z_.next_out = reinterpret_cast<Bytef*>(out);
     z_.avail_out = static_cast<uInt>(cap);
     while (z_.avail_out > 0) {
+      *produced = cap - z_.avail_out;
       if (in_pos_ == in_len_) {
         BERTH_ASSIGN_OR_RETURN(bool more, Refill());
         if (!more && member_done_) break;  // the clean end
@@ -97,6 +98,7 @@ class GzipStream : public UncompressedStream {
       uInt in_before = z_.avail_in;
       int ret = inflate(&z_, Z_NO_FLUSH);
       in_pos_ = in_len_ - z_.avail_in;
+      *produced = cap - z_.avail_out;
       if (ret == Z_STREAM_END) {
         member_done_ = true;
       } else if (ret == Z_BUF_ERROR || (ret == Z_OK && in_before == z_.avail_in &&
@@ -111,7 +113,8 @@ class GzipStream : public UncompressedStream {
                          z_.msg != nullptr ? "" : absl::StrCat(ret), ")"));
       }
     }
-    return cap - z_.avail_out;
+    *produced = cap - z_.avail_out;
+    return absl::OkStatus();
   }
 
  private:
@@ -129,9 +132,10 @@ class ZstdStream : public UncompressedStream {
   ~ZstdStream() override { ZSTD_freeDCtx(ctx_); }
 
  protected:
-  absl::StatusOr<size_t> Produce(char* out, size_t cap) override {
+  absl::Status Produce(char* out, size_t cap, size_t* produced) override {
     ZSTD_outBuffer output{out, cap, 0};
     while (output.pos < output.size) {
+      *produced = output.pos;
       if (in_pos_ == in_len_) {
         BERTH_ASSIGN_OR_RETURN(bool more, Refill());
         (void)more;
@@ -143,9 +147,12 @@ class ZstdStream : public UncompressedStream {
         return absl::InvalidArgumentError(
             absl::StrCat("zstd: corrupt stream (", ZSTD_getErrorName(ret), ")"));
       }
+      *produced = output.pos;
       bool progress = input.pos != in_pos_ || output.pos != out_before;
       in_pos_ = input.pos;
-      frame_open_ = ret != 0;
+      // A call that did nothing says only what the next frame's header
+      // needs; whether a frame is cut short is known from the last real one.
+      if (progress) frame_open_ = ret != 0;
       if (!progress && source_done_ && in_pos_ == in_len_) {
         if (frame_open_) {
           return absl::InvalidArgumentError("zstd: unexpected end of the compressed stream");
@@ -153,7 +160,8 @@ class ZstdStream : public UncompressedStream {
         break;
       }
     }
-    return output.pos;
+    *produced = output.pos;
+    return absl::OkStatus();
   }
 
  private:
@@ -316,7 +324,10 @@ absl::StatusOr<bool> UncompressedStream::Refill() {
 }
 
 absl::StatusOr<absl::string_view> UncompressedStream::Next() {
-  BERTH_ASSIGN_OR_RETURN(size_t n, Produce(out_.get(), kBufferSize));
+  if (!error_.ok()) return error_;
+  size_t n = 0;
+  error_ = Produce(out_.get(), kBufferSize, &n);
+  if (n == 0 && !error_.ok()) return error_;
   absl::string_view chunk(out_.get(), n);
   hash_.Update(chunk);
   size_ += static_cast<int64_t>(n);

@@ -68,8 +68,10 @@ class UncompressedStream {
  protected:
   UncompressedStream(ByteSource& source, Compression compression);
 
-  // Fills `out` with up to `cap` bytes; 0 only at the end.
-  virtual absl::StatusOr<size_t> Produce(char* out, size_t cap) = 0;
+  // Fills `out` with up to `cap` bytes, counting them in `*produced`; 0 only
+  // at the end. On error `*produced` still counts the good bytes before it,
+  // which Next hands out first, so the error is met inside the right entry.
+  virtual absl::Status Produce(char* out, size_t cap, size_t* produced) = 0;
 
   // Reads more compressed input when all of it has been consumed; false at
   // the end of the source.
@@ -83,6 +85,7 @@ class UncompressedStream {
 
  private:
   Compression compression_;
+  absl::Status error_;  // met after the last chunk handed out
   std::unique_ptr<char[]> out_;
   Sha256 hash_;
   int64_t size_ = 0;
