@@ -175,7 +175,8 @@ enum class DiffMode {
   // FailedPrecondition when it holds overlay redirects or metacopy files,
   // whose content lives in the lower layers.
   kOverlayUpper,
-  // `lower` and `upper` are two full trees (e.g. mounted views). A path
+  // `lower` and `upper` are two full trees (e.g. mounted views; `lower`
+  // -1 is the empty tree). A path
   // only in upper is added, one only in lower deleted (`.wh.<name>`), one
   // in both changed when its type, mode, owner, device number, xattrs or
   // symlink target differ, or — for non-directories — its size or mtime;
@@ -193,7 +194,9 @@ struct DiffResult {
 };
 
 // Writes the layer that turns `lower` into `upper` to `out`, compressed with
-// `compression` (gzip at zlib's level 1, zstd at level 3).
+// `compression`: zstd at level 3; gzip at zlib's level 1, not containerd's
+// 6, since on image-like data level 6 wrote 24 MiB/s and level 1 54 MiB/s
+// for a blob only 9% larger (image/layer_bench).
 //
 // The tar is PAX (ustar headers, extended headers only where needed), with
 // entries in containerd's order: depth first, names within a directory in
