@@ -21,9 +21,11 @@
 //   kOverlay  the target is an overlayfs upperdir holding only this layer
 //             (overlay snapshotter). The lower layers are not there to
 //             delete from, so whiteouts are recorded the way overlayfs reads
-//             them: `.wh.<name>` becomes a character device 0/0 named <name>,
-//             `.wh..wh..opq` sets the xattr trusted.overlay.opaque=y on its
-//             directory. Nothing else in the target is deleted.
+//             them: `.wh.<name>` becomes a character device 0/0 named <name>
+//             (with the whiteout entry's owner and mtime, so a diff of the
+//             upperdir gives the entry back), `.wh..wh..opq` sets the xattr
+//             trusted.overlay.opaque=y on its directory. Nothing else in the
+//             target is deleted.
 //   kDelete   the target is the full tree (native snapshotter, or a mounted
 //             overlay): `.wh.<name>` removes <name> recursively, and
 //             `.wh..wh..opq` removes whatever its directory holds that this
@@ -54,6 +56,9 @@
 // whiteout deletes only inside the target.
 //
 // Threads: the functions are reentrant; one call per target at a time.
+// ApplyLayer decompresses on a thread of its own (inflate is most of a gzip
+// layer's cost), so its ByteSource is read from that thread, never from two
+// at once.
 #ifndef BERTH_IMAGE_LAYER_H_
 #define BERTH_IMAGE_LAYER_H_
 
@@ -92,7 +97,9 @@ Compression DetectCompression(absl::string_view prefix);
 class ByteSource {
  public:
   virtual ~ByteSource() = default;
-  // Reads up to `n` bytes into `buf`; 0 means the end.
+  // Reads up to `n` bytes into `buf`; 0 means the end. Must return in
+  // bounded time: ApplyLayer waits for an outstanding Read before it
+  // returns, even on error.
   virtual absl::StatusOr<size_t> Read(char* buf, size_t n) = 0;
 };
 

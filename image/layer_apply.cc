@@ -46,6 +46,7 @@ using layer_internal::OpenInRoot;
 using layer_internal::ProcPath;
 using layer_internal::RemoveAllAt;
 using layer_internal::SplitParent;
+using layer_internal::ReadAhead;
 using layer_internal::UncompressedStream;
 
 constexpr absl::string_view kWhiteoutPrefix = ".wh.";
@@ -85,7 +86,7 @@ class Applier {
  public:
   Applier(int root, const ApplyOptions& options) : root_(root), options_(options) {}
 
-  absl::Status Run(UncompressedStream& stream);
+  absl::Status Run(ReadAhead& stream);
 
  private:
   static la_ssize_t ReadCallback(archive* a, void* self, const void** buffer);
@@ -130,7 +131,7 @@ class Applier {
   const int root_;
   const ApplyOptions& options_;
   archive* archive_ = nullptr;
-  UncompressedStream* stream_ = nullptr;
+  ReadAhead* stream_ = nullptr;
   absl::Status stream_error_;
   const char* entry_name_ = nullptr;  // the entry being applied, for errors
   std::string path_;                  // its cleaned path, reused per entry
@@ -164,7 +165,7 @@ absl::Status Applier::ReadError(absl::string_view stage) {
       absl::StrCat("tar: ", stage, ": ", err != nullptr ? err : "unknown error"));
 }
 
-absl::Status Applier::Run(UncompressedStream& stream) {
+absl::Status Applier::Run(ReadAhead& stream) {
   stream_ = &stream;
   std::unique_ptr<archive, FreeArchive> a(archive_read_new());
   if (a == nullptr) return absl::ResourceExhaustedError("archive_read_new");
@@ -297,6 +298,13 @@ absl::Status Applier::ApplyWhiteout(absl::string_view parent_rel, absl::string_v
   if (::fchownat(dir.get(), name, archive_entry_uid(entry), archive_entry_gid(entry),
                  AT_SYMLINK_NOFOLLOW) != 0) {
     return ErrnoStatus("chown", victim_rel);
+  }
+  // The entry's time rather than now, so that diffing this upperdir gives
+  // back the same whiteout entry (and the same diff_id).
+  struct timespec times[2];
+  times[0] = times[1] = {archive_entry_mtime(entry), archive_entry_mtime_nsec(entry)};
+  if (::utimensat(dir.get(), name, times, AT_SYMLINK_NOFOLLOW) != 0) {
+    return ErrnoStatus("utimensat", victim_rel);
   }
   return absl::OkStatus();
 }
@@ -593,9 +601,10 @@ absl::StatusOr<ApplyResult> ApplyLayer(ByteSource& compressed, Compression compr
                                        int target_dirfd, const ApplyOptions& options) {
   BERTH_ASSIGN_OR_RETURN(std::unique_ptr<UncompressedStream> stream,
                          UncompressedStream::Open(compressed, compression));
+  ReadAhead reader(*stream);
   Applier applier(target_dirfd, options);
-  BERTH_RETURN_IF_ERROR(applier.Run(*stream));
-  return ApplyResult{stream->Digest(), stream->size()};
+  BERTH_RETURN_IF_ERROR(applier.Run(reader));
+  return ApplyResult{reader.Digest(), reader.size()};
 }
 
 }  // namespace berth::image

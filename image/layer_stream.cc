@@ -274,10 +274,7 @@ std::string Sha256::Digest() const {
 }
 
 UncompressedStream::UncompressedStream(ByteSource& source, Compression compression)
-    : source_(source),
-      in_(new char[kBufferSize]),
-      compression_(compression),
-      out_(new char[kBufferSize]) {}
+    : source_(source), in_(new char[kBufferSize]), compression_(compression) {}
 
 absl::StatusOr<std::unique_ptr<UncompressedStream>> UncompressedStream::Open(ByteSource& source,
                                                                               Compression hint) {
@@ -323,18 +320,71 @@ absl::StatusOr<bool> UncompressedStream::Refill() {
   return in_len_ > 0;
 }
 
-absl::StatusOr<absl::string_view> UncompressedStream::Next() {
+absl::StatusOr<size_t> UncompressedStream::Read(char* buf, size_t cap) {
   if (!error_.ok()) return error_;
   size_t n = 0;
-  error_ = Produce(out_.get(), kBufferSize, &n);
+  error_ = Produce(buf, cap, &n);
   if (n == 0 && !error_.ok()) return error_;
-  absl::string_view chunk(out_.get(), n);
+  return n;
+}
+
+ReadAhead::ReadAhead(UncompressedStream& stream) : stream_(stream) {
+  for (auto& slot : slots_) slot.reset(new char[kBufferSize]);
+  thread_ = std::thread(&ReadAhead::Run, this);
+}
+
+ReadAhead::~ReadAhead() {
+  {
+    absl::MutexLock lock(&mu_);
+    stop_ = true;
+  }
+  thread_.join();
+}
+
+void ReadAhead::Run() {
+  for (;;) {
+    int slot;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(this, &ReadAhead::CanFill));
+      if (stop_) return;
+      slot = (taken_ + ready_) % kSlots;
+    }
+    // The slot is the reader's alone until it is counted ready.
+    absl::StatusOr<size_t> n = stream_.Read(slots_[slot].get(), kBufferSize);
+    absl::MutexLock lock(&mu_);
+    if (!n.ok() || *n == 0) {
+      error_ = n.status();
+      done_ = true;
+      return;
+    }
+    sizes_[slot] = *n;
+    ++ready_;
+  }
+}
+
+absl::StatusOr<absl::string_view> ReadAhead::Next() {
+  int slot;
+  {
+    absl::MutexLock lock(&mu_);
+    // Taking a slot gives back the one taken before it: CanFill leaves one
+    // slot out of the reader's reach for the chunk the caller holds.
+    mu_.Await(absl::Condition(this, &ReadAhead::CanTake));
+    if (ready_ == 0) {
+      if (!error_.ok()) return error_;
+      return absl::string_view();
+    }
+    slot = taken_;
+    taken_ = (taken_ + 1) % kSlots;
+    --ready_;
+  }
+  absl::string_view chunk(slots_[slot].get(), sizes_[slot]);
   hash_.Update(chunk);
-  size_ += static_cast<int64_t>(n);
+  size_ += static_cast<int64_t>(chunk.size());
   return chunk;
 }
 
-absl::Status UncompressedStream::Drain() {
+absl::Status ReadAhead::Drain() {
   for (;;) {
     BERTH_ASSIGN_OR_RETURN(absl::string_view chunk, Next());
     if (chunk.empty()) return absl::OkStatus();

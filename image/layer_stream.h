@@ -10,10 +10,13 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <thread>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "image/layer.h"
 
 namespace berth::image::layer_internal {
@@ -44,8 +47,7 @@ class Sha256 {
   std::unique_ptr<EVP_MD_CTX, Free> ctx_;
 };
 
-// The uncompressed bytes of a layer, pulled chunk by chunk from a ByteSource
-// and hashed on the way.
+// The uncompressed bytes of a layer, pulled chunk by chunk from a ByteSource.
 class UncompressedStream {
  public:
   // Reads the stream's first bytes to detect its compression (logging when
@@ -54,23 +56,18 @@ class UncompressedStream {
                                                                   Compression hint);
   virtual ~UncompressedStream() = default;
 
-  // The next chunk, valid until the next call; empty at the end.
+  // Fills `buf` with up to `cap` uncompressed bytes; 0 at the end.
   // InvalidArgument for a corrupt or truncated compressed stream.
-  absl::StatusOr<absl::string_view> Next();
-
-  // Reads (and hashes) everything left.
-  absl::Status Drain();
+  absl::StatusOr<size_t> Read(char* buf, size_t cap);
 
   Compression compression() const { return compression_; }
-  std::string Digest() const { return hash_.Digest(); }
-  int64_t size() const { return size_; }
 
  protected:
   UncompressedStream(ByteSource& source, Compression compression);
 
   // Fills `out` with up to `cap` bytes, counting them in `*produced`; 0 only
   // at the end. On error `*produced` still counts the good bytes before it,
-  // which Next hands out first, so the error is met inside the right entry.
+  // which Read hands out first, so the error is met inside the right entry.
   virtual absl::Status Produce(char* out, size_t cap, size_t* produced) = 0;
 
   // Reads more compressed input when all of it has been consumed; false at
@@ -86,9 +83,54 @@ class UncompressedStream {
  private:
   Compression compression_;
   absl::Status error_;  // met after the last chunk handed out
-  std::unique_ptr<char[]> out_;
+};
+
+// Reads an UncompressedStream ahead on a thread of its own, so that
+// decompression (inflate alone is most of a gzip layer's apply) runs on one
+// core while the caller hashes and extracts on another.
+class ReadAhead {
+ public:
+  // Starts reading. `stream` must outlive this, and is not to be touched
+  // until this is destroyed (which stops and joins the thread).
+  explicit ReadAhead(UncompressedStream& stream);
+  ~ReadAhead();
+  ReadAhead(const ReadAhead&) = delete;
+  ReadAhead& operator=(const ReadAhead&) = delete;
+
+  // The next chunk, valid until the next call; empty at the end. Chunks are
+  // hashed as they are handed out.
+  absl::StatusOr<absl::string_view> Next();
+
+  // Reads everything left.
+  absl::Status Drain();
+
+  // Of the chunks handed out so far.
+  std::string Digest() const { return hash_.Digest(); }
+  int64_t size() const { return size_; }
+
+ private:
+  static constexpr int kSlots = 4;
+
+  void Run();
+  bool CanFill() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || ready_ < kSlots - 1; }
+  bool CanTake() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return ready_ > 0 || done_; }
+
+  UncompressedStream& stream_;
+  // A ring of buffers: the reader fills slot (taken_ + ready_) % kSlots; the
+  // caller holds slot taken_ - 1 (the chunk it was last given) and takes
+  // slot taken_ next.
+  std::unique_ptr<char[]> slots_[kSlots];
+  size_t sizes_[kSlots] = {};
+  absl::Mutex mu_;
+  int taken_ ABSL_GUARDED_BY(mu_) = 0;
+  int ready_ ABSL_GUARDED_BY(mu_) = 0;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;  // the reader is finished
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;  // the caller is finished
+  absl::Status error_ ABSL_GUARDED_BY(mu_);
+  // The caller's alone.
   Sha256 hash_;
   int64_t size_ = 0;
+  std::thread thread_;
 };
 
 // Compresses what is written into a ByteSink, hashing both sides.

@@ -588,6 +588,7 @@ TEST_F(LayerTest, OverlayWhiteoutsBecomeDevicesAndXattrs) {
   EXPECT_TRUE(S_ISCHR(gone.st_mode));
   EXPECT_EQ(gone.st_rdev, makedev(0, 0));
   EXPECT_EQ(gone.st_uid, 3u);
+  EXPECT_EQ(gone.st_mtim.tv_sec, kTime) << "the entry's time: diffs reproduce it";
   EXPECT_FALSE(Exists(Target(".wh.gone")));
   EXPECT_EQ(Xattr(Target("d"), "trusted.overlay.opaque"), "y");
   EXPECT_FALSE(Exists(Target("d/.wh..wh..opq")));
