@@ -17,13 +17,13 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
-#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/functional/function_ref.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -107,7 +107,7 @@ class Applier {
   // Creates something at parent/base with `create` (a syscall returning -1
   // and errno); when something is in the way, removes it and tries again.
   absl::Status CreateReplacing(int parent, const char* base, const char* op,
-                               const std::function<int()>& create);
+                               absl::FunctionRef<int()> create);
 
   // Owner, xattrs, mode and (except for directories) times, in that order:
   // chown clears setuid bits and security.capability, chmod does not.
@@ -185,7 +185,8 @@ absl::Status Applier::Run(ReadAhead& stream) {
     if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
       absl::Status s = ReadError("reading a header");
       if (last_name_.empty()) return s;
-      return absl::Status(s.code(), absl::StrCat(s.message(), " (after entry ", Quote(last_name_), ")"));
+      return absl::Status(s.code(),
+                          absl::StrCat(s.message(), " (after entry ", Quote(last_name_), ")"));
     }
     entry_name_ = archive_entry_pathname(entry);
     if (entry_name_ == nullptr || *entry_name_ == '\0') {
@@ -250,7 +251,7 @@ absl::Status Applier::ApplyEntry(archive_entry* entry) {
         BERTH_RETURN_IF_ERROR(ApplyNode(parent.get(), name, entry, type));
         break;
       default:
-        return InvalidEntry(absl::StrCat("unsupported entry type 0", absl::Hex(type)));
+        return InvalidEntry(absl::StrCat("unsupported entry type 0x", absl::Hex(type)));
     }
   }
   if (options_.whiteouts == ApplyOptions::Whiteouts::kDelete) MarkWritten(path_);
@@ -310,7 +311,7 @@ absl::Status Applier::ApplyWhiteout(absl::string_view parent_rel, absl::string_v
 }
 
 absl::Status Applier::CreateReplacing(int parent, const char* base, const char* op,
-                                      const std::function<int()>& create) {
+                                      absl::FunctionRef<int()> create) {
   if (create() == 0) return absl::OkStatus();
   if (errno != EEXIST) return ErrnoStatus(op, path_);
   BERTH_RETURN_IF_ERROR(RemoveAllAt(parent, base, path_));
