@@ -728,6 +728,41 @@ TEST_F(LayerTest, ReadsFromABlobReader) {
   EXPECT_EQ(ReadFile(Target("f")), std::string(70000, 'z'));
 }
 
+// Hands out `data` and then fails, as a store read might.
+class FailingSource : public ByteSource {
+ public:
+  explicit FailingSource(std::string data) : data_(std::move(data)) {}
+  absl::StatusOr<size_t> Read(char* buf, size_t n) override {
+    if (data_.empty()) return absl::UnavailableError("disk on fire");
+    n = std::min(n, data_.size());
+    std::memcpy(buf, data_.data(), n);
+    data_.erase(0, n);
+    return n;
+  }
+
+ private:
+  std::string data_;
+};
+
+TEST_F(LayerTest, SourceErrorsComeBackUnchanged) {
+  std::string tar = MakeTar({File("a", std::string(3 << 20, 'a')), File("b", "b")});
+  FailingSource source(Gzip(tar).substr(0, 2000));
+  UniqueFd target = OpenDir(Target());
+  absl::StatusOr<ApplyResult> result =
+      ApplyLayer(source, Compression::kGzip, target.get(), ApplyOptions{});
+  EXPECT_THAT(result, StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(result.status().message(), HasSubstr("disk on fire"));
+}
+
+TEST_F(LayerTest, AnEarlyBadEntryStopsTheReader) {
+  // The reader thread is still decompressing when the first entry fails.
+  std::string tar = MakeTar({Hardlink("h", "missing"), File("big", std::string(16 << 20, 'x'))});
+  absl::StatusOr<ApplyResult> result = Apply(Gzip(tar), Target());
+  EXPECT_THAT(result, StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(result.status().message(), HasSubstr("entry \"h\": hard link target \"missing\""));
+  EXPECT_FALSE(Exists(Target("big")));
+}
+
 // ---------------------------------------------------------------- broken layers
 
 struct BrokenCase {
