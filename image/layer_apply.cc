@@ -120,6 +120,12 @@ class Applier {
   // The parent directory `rel`, opened inside the root (O_PATH). With
   // `create`, missing directories are made, through dangling symlinks too.
   absl::StatusOr<UniqueFd> OpenParent(absl::string_view rel, bool create);
+  // The same, through a cache of the last one: entries come grouped by
+  // directory. The fd is the cache's, valid until the next call.
+  absl::StatusOr<int> Parent(absl::string_view rel, bool create);
+  // RemoveAllAt, forgetting the cached parent: a removal (and only a
+  // removal) can change what a path resolves to.
+  absl::Status Remove(int dirfd, const char* name, absl::string_view what);
   absl::StatusOr<UniqueFd> CreateParents(absl::string_view rel);
   absl::Status CopyLowerDirMetadata(int dir, absl::string_view rel);
 
@@ -144,6 +150,10 @@ class Applier {
   std::vector<DirTimes> dir_times_;
   // kDelete: every path this layer wrote, with their parents.
   absl::flat_hash_set<std::string> written_;
+  // Parent's cache.
+  std::string parent_rel_;
+  UniqueFd parent_fd_;
+  bool parent_valid_ = false;
 };
 
 la_ssize_t Applier::ReadCallback(archive* a, void* self_ptr, const void** buffer) {
@@ -217,26 +227,26 @@ absl::Status Applier::ApplyEntry(archive_entry* entry) {
     }
     return ApplyRoot(entry);
   }
-  BERTH_ASSIGN_OR_RETURN(UniqueFd parent, OpenParent(parent_rel, /*create=*/true));
+  BERTH_ASSIGN_OR_RETURN(int parent, Parent(parent_rel, /*create=*/true));
   // `base` ends path_, so it is NUL-terminated.
   const char* name = base.data();
   if (hardlink != nullptr) {
-    BERTH_RETURN_IF_ERROR(ApplyHardlink(parent.get(), name, hardlink));
+    BERTH_RETURN_IF_ERROR(ApplyHardlink(parent, name, hardlink));
   } else {
     switch (type) {
       case AE_IFREG:
-        BERTH_RETURN_IF_ERROR(ApplyFile(parent.get(), name, entry));
+        BERTH_RETURN_IF_ERROR(ApplyFile(parent, name, entry));
         break;
       case AE_IFDIR:
-        BERTH_RETURN_IF_ERROR(ApplyDir(parent.get(), name, entry));
+        BERTH_RETURN_IF_ERROR(ApplyDir(parent, name, entry));
         break;
       case AE_IFLNK: {
         const char* target = archive_entry_symlink(entry);
         if (target == nullptr || *target == '\0') return InvalidEntry("symlink with no target");
-        BERTH_RETURN_IF_ERROR(CreateReplacing(parent.get(), name, "symlinkat", [&] {
-          return ::symlinkat(target, parent.get(), name);
+        BERTH_RETURN_IF_ERROR(CreateReplacing(parent, name, "symlinkat", [&] {
+          return ::symlinkat(target, parent, name);
         }));
-        BERTH_RETURN_IF_ERROR(ApplyMetadata(-1, parent.get(), name, entry));
+        BERTH_RETURN_IF_ERROR(ApplyMetadata(-1, parent, name, entry));
         break;
       }
       case AE_IFCHR:
@@ -245,10 +255,10 @@ absl::Status Applier::ApplyEntry(archive_entry* entry) {
           log::Info("layer: device node skipped", {{"entry", Quote(entry_name_)}});
           return absl::OkStatus();
         }
-        BERTH_RETURN_IF_ERROR(ApplyNode(parent.get(), name, entry, type));
+        BERTH_RETURN_IF_ERROR(ApplyNode(parent, name, entry, type));
         break;
       case AE_IFIFO:
-        BERTH_RETURN_IF_ERROR(ApplyNode(parent.get(), name, entry, type));
+        BERTH_RETURN_IF_ERROR(ApplyNode(parent, name, entry, type));
         break;
       default:
         return InvalidEntry(absl::StrCat("unsupported entry type 0x", absl::Hex(type)));
@@ -269,10 +279,10 @@ absl::Status Applier::ApplyWhiteout(absl::string_view parent_rel, absl::string_v
                                     archive_entry* entry) {
   const bool overlay = options_.whiteouts == ApplyOptions::Whiteouts::kOverlay;
   if (base == kOpaqueMarker) {
-    BERTH_ASSIGN_OR_RETURN(UniqueFd dir, OpenParent(parent_rel, /*create=*/true));
-    if (!overlay) return RemoveUnwritten(dir.get(), std::string(parent_rel));
+    BERTH_ASSIGN_OR_RETURN(int dir, Parent(parent_rel, /*create=*/true));
+    if (!overlay) return RemoveUnwritten(dir, std::string(parent_rel));
     // fsetxattr refuses O_PATH fds: reopen the directory for reading.
-    UniqueFd readable(::openat(dir.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    UniqueFd readable(::openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!readable.valid() || ::fsetxattr(readable.get(), kOpaqueXattr, "y", 1, 0) != 0) {
       return ErrnoStatus("setxattr trusted.overlay.opaque", parent_rel.empty() ? "/" : parent_rel);
     }
@@ -285,18 +295,18 @@ absl::Status Applier::ApplyWhiteout(absl::string_view parent_rel, absl::string_v
   const char* name = victim.data();  // ends path_: NUL-terminated
   std::string victim_rel = JoinPath(parent_rel, victim);
   if (!overlay) {
-    absl::StatusOr<UniqueFd> dir = OpenParent(parent_rel, /*create=*/false);
+    absl::StatusOr<int> dir = Parent(parent_rel, /*create=*/false);
     if (absl::IsNotFound(dir.status())) return absl::OkStatus();  // nothing there to delete
     if (!dir.ok()) return dir.status();
-    return RemoveAllAt(dir->get(), name, victim_rel);
+    return Remove(*dir, name, victim_rel);
   }
-  BERTH_ASSIGN_OR_RETURN(UniqueFd dir, OpenParent(parent_rel, /*create=*/true));
-  BERTH_RETURN_IF_ERROR(RemoveAllAt(dir.get(), name, victim_rel));
+  BERTH_ASSIGN_OR_RETURN(int dir, Parent(parent_rel, /*create=*/true));
+  BERTH_RETURN_IF_ERROR(Remove(dir, name, victim_rel));
   // overlayfs's whiteout: a character device with device number 0/0.
-  if (::mknodat(dir.get(), name, S_IFCHR, makedev(0, 0)) != 0) {
+  if (::mknodat(dir, name, S_IFCHR, makedev(0, 0)) != 0) {
     return ErrnoStatus("mknod whiteout", victim_rel);
   }
-  if (::fchownat(dir.get(), name, archive_entry_uid(entry), archive_entry_gid(entry),
+  if (::fchownat(dir, name, archive_entry_uid(entry), archive_entry_gid(entry),
                  AT_SYMLINK_NOFOLLOW) != 0) {
     return ErrnoStatus("chown", victim_rel);
   }
@@ -304,7 +314,7 @@ absl::Status Applier::ApplyWhiteout(absl::string_view parent_rel, absl::string_v
   // back the same whiteout entry (and the same diff_id).
   struct timespec times[2];
   times[0] = times[1] = {archive_entry_mtime(entry), archive_entry_mtime_nsec(entry)};
-  if (::utimensat(dir.get(), name, times, AT_SYMLINK_NOFOLLOW) != 0) {
+  if (::utimensat(dir, name, times, AT_SYMLINK_NOFOLLOW) != 0) {
     return ErrnoStatus("utimensat", victim_rel);
   }
   return absl::OkStatus();
@@ -314,7 +324,7 @@ absl::Status Applier::CreateReplacing(int parent, const char* base, const char* 
                                       absl::FunctionRef<int()> create) {
   if (create() == 0) return absl::OkStatus();
   if (errno != EEXIST) return ErrnoStatus(op, path_);
-  BERTH_RETURN_IF_ERROR(RemoveAllAt(parent, base, path_));
+  BERTH_RETURN_IF_ERROR(Remove(parent, base, path_));
   if (create() != 0) return ErrnoStatus(op, path_);
   return absl::OkStatus();
 }
@@ -356,7 +366,7 @@ absl::Status Applier::ApplyDir(int parent, const char* base, archive_entry* entr
     dir.Reset(::openat(parent, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!dir.valid()) {
       if (errno != ENOTDIR && errno != ELOOP) return ErrnoStatus("open", path_);
-      BERTH_RETURN_IF_ERROR(RemoveAllAt(parent, base, path_));
+      BERTH_RETURN_IF_ERROR(Remove(parent, base, path_));
       if (::mkdirat(parent, base, 0700) != 0) return ErrnoStatus("mkdir", path_);
     }
   }
@@ -387,7 +397,7 @@ absl::Status Applier::ApplyHardlink(int parent, const char* base, const char* ta
         existing.st_dev == wanted.st_dev && existing.st_ino == wanted.st_ino) {
       return absl::OkStatus();  // already that file (a link to itself, or repeated)
     }
-    BERTH_RETURN_IF_ERROR(RemoveAllAt(parent, base, path_));
+    BERTH_RETURN_IF_ERROR(Remove(parent, base, path_));
     if (::linkat(target_dir.get(), target_name, parent, base, 0) == 0) return absl::OkStatus();
   }
   if (errno == ENOENT || errno == EPERM || errno == ENOTDIR) {
@@ -489,6 +499,19 @@ absl::Status Applier::ApplyDirTimes() {
   return absl::OkStatus();
 }
 
+absl::StatusOr<int> Applier::Parent(absl::string_view rel, bool create) {
+  if (parent_valid_ && rel == parent_rel_) return parent_fd_.get();
+  BERTH_ASSIGN_OR_RETURN(parent_fd_, OpenParent(rel, create));
+  parent_rel_.assign(rel.data(), rel.size());
+  parent_valid_ = true;
+  return parent_fd_.get();
+}
+
+absl::Status Applier::Remove(int dirfd, const char* name, absl::string_view what) {
+  parent_valid_ = false;
+  return RemoveAllAt(dirfd, name, what);
+}
+
 absl::StatusOr<UniqueFd> Applier::OpenParent(absl::string_view rel, bool create) {
   std::string rel_str(rel);
   int fd = OpenInRoot(root_, rel_str, O_PATH | O_DIRECTORY);
@@ -579,7 +602,7 @@ absl::Status Applier::RemoveUnwritten(int dirfd, const std::string& rel) {
   for (const std::string& name : names) {
     std::string child = JoinPath(rel, name);
     if (!written_.contains(child)) {
-      BERTH_RETURN_IF_ERROR(RemoveAllAt(dirfd, name.c_str(), child));
+      BERTH_RETURN_IF_ERROR(Remove(dirfd, name.c_str(), child));
       continue;
     }
     // Written by this layer: kept, but a directory written by it may still

@@ -922,6 +922,17 @@ INSTANTIATE_TEST_SUITE_P(
         Lands("EarlierLayerSymlinkRelative", {Dropped("lib/passwd")}, "outside/passwd",
               "lib -> ../../../../outside"),
         Fails("EarlierLayerSymlinkHardlink", {Hardlink("h", "lib/passwd")}, "h", "lib -> $OUT"),
+        // A directory replaced after entries went into it: later entries
+        // must resolve the path anew, not reuse the old directory.
+        Lands("DirReplacedBySymlinkThenWrite",
+              {Dir("d"), Dropped("d/f1"), Symlink("d", "$OUT"), Dropped("d/f2")}, "$OUT/f2"),
+        Fails("DirReplacedByFileThenWrite", {Dir("a"), Dropped("a/x"), Dropped("a"), Dropped("a/y")},
+              "a/y"),
+        // "s" resolves through d/c; once d/c is a file, "s/f2" has no parent.
+        Fails("ParentResolvedThroughAReplacedDir",
+              {Dir("d"), Dir("d/c"), Symlink("s", "d/c/.."), Dropped("s/f1"), Dropped("s/c"),
+               Dropped("s/f2")},
+              "s/f2"),
         Fails("FileNamingTheRoot", {Dropped(".")}, "."),
         Fails("FileNamingTheRootViaDotDot", {Dropped("a/..")}, "a/..")),
     [](const ::testing::TestParamInfo<EscapeCase>& info) { return info.param.name; });
