@@ -154,10 +154,11 @@ struct ApplyResult {
 // hard links, devices and fifos; owner, mode (setuid, setgid and sticky
 // included), mtime and atime (directories' after everything inside them),
 // and xattrs from PAX headers (SCHILY.xattr.*). An existing path is replaced
-// (a directory by another directory is merged instead). xattrs named
-// trusted.overlay.* are dropped: they would steer overlayfs, which only the
-// whiteout conversion may do. An xattr the filesystem does not support (or a
-// security.* one it refuses) is skipped with a log line.
+// (a directory by another directory is merged instead). A hard link entry's
+// own owner, mode and times are ignored: the inode has its target's.
+// xattrs named trusted.overlay.* are dropped: they would steer overlayfs,
+// which only the whiteout conversion may do. An xattr the filesystem does
+// not support (or a security.* one it refuses) is skipped with a log line.
 //
 // After the end of the tar the rest of the stream is read too (the diff_id
 // covers all of it). Then syncfs(2) flushes the target's filesystem once; no
@@ -168,8 +169,9 @@ struct ApplyResult {
 //  - InvalidArgument: a corrupt or truncated gzip/zstd stream or tar,
 //    naming the stage that failed and the entry when there is one; an entry
 //    that cannot be applied safely: an empty name, a non-directory naming
-//    the root, a hard link whose target is missing or outside the target,
-//    a parent that is not a directory, a whiteout of `.` or `..`.
+//    the root, a hard link whose target (looked up inside the target) is
+//    missing or a directory, a parent that is not a directory, a whiteout
+//    of `.` or `..`.
 //  - the source's own errors, unchanged.
 //  - I/O errors by errno (ResourceExhausted for ENOSPC …), naming the entry.
 absl::StatusOr<ApplyResult> ApplyLayer(ByteSource& compressed, Compression compression,
@@ -182,14 +184,14 @@ enum class DiffMode {
   // FailedPrecondition when it holds overlay redirects or metacopy files,
   // whose content lives in the lower layers.
   kOverlayUpper,
-  // `lower` and `upper` are two full trees (e.g. mounted views; `lower`
-  // -1 is the empty tree). A path
-  // only in upper is added, one only in lower deleted (`.wh.<name>`), one
-  // in both changed when its type, mode, owner, device number, xattrs or
-  // symlink target differ, or — for non-directories — its size or mtime;
-  // when both mtimes have no sub-second part (a tree extracted from a tar)
-  // equal mtimes prove nothing and the contents are compared, as containerd
-  // does. Directories' mtimes are not compared.
+  // `lower` and `upper` are two full trees (e.g. mounted views; `lower` -1
+  // is the empty tree). A path only in upper is added, one only in lower
+  // deleted (`.wh.<name>`), one in both changed when its type, mode, owner,
+  // device number, xattrs or symlink target differ, or — for
+  // non-directories — its size or mtime; when both mtimes have no
+  // sub-second part (a tree extracted from a tar) equal mtimes prove
+  // nothing and the contents are compared, as containerd does.
+  // Directories' mtimes are not compared.
   kCompare,
 };
 
@@ -215,8 +217,11 @@ struct DiffResult {
 // excepted): the same trees give the same bytes. A whiteout's mtime is the
 // deleted device's (kOverlayUpper) or its parent directory's (kCompare).
 // Symlinks are never followed; files are read through O_NOFOLLOW fds.
+// Sockets are left out (tar cannot hold them), with a log line.
 //
-// Errors: I/O errors by errno naming the path; the sink's errors unchanged.
+// Errors: I/O errors by errno naming the path; the sink's errors unchanged;
+// Aborted when a file changes type or shrinks while it is read (a running
+// container's upper): the tar would be wrong, the caller may retry.
 absl::StatusOr<DiffResult> WriteDiff(int lower_dirfd, int upper_dirfd, DiffMode mode,
                                      Compression compression, ByteSink& out);
 
