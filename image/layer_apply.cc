@@ -211,7 +211,12 @@ absl::Status Applier::Run(ReadAhead& stream) {
     return absl::Status(s.code(), absl::StrCat(s.message(), " after the end of the tar"));
   }
   BERTH_RETURN_IF_ERROR(ApplyDirTimes());
-  if (::syncfs(root_) != 0) return ErrnoStatus("syncfs", "target");
+  // Through a readable fd: syncfs refuses an O_PATH one, which the caller
+  // may have given.
+  int fd = OpenInRoot(root_, "", O_RDONLY | O_DIRECTORY);
+  if (fd < 0) return ErrnoStatus(-fd, "open", "target");
+  UniqueFd root(fd);
+  if (::syncfs(root.get()) != 0) return ErrnoStatus("syncfs", "target");
   return absl::OkStatus();
 }
 

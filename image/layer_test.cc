@@ -716,6 +716,19 @@ class FakeBlob : public store::BlobReader {
   std::string data_;
 };
 
+TEST_F(LayerTest, TargetMayBeAnOPathFd) {
+  UniqueFd target(::open(Target().c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  std::string tar = MakeTar({Dir("d"), File("d/f", "x")});
+  std::unique_ptr<ByteSource> source = StringSource(tar);
+  EXPECT_THAT(ApplyLayer(*source, Compression::kNone, target.get(), ApplyOptions{}), IsOk());
+  EXPECT_EQ(ReadFile(Target("d/f")), "x");
+  std::string out;
+  std::unique_ptr<ByteSink> sink = StringSink(&out);
+  EXPECT_THAT(WriteDiff(-1, target.get(), DiffMode::kOverlayUpper, Compression::kNone, *sink),
+              IsOk());
+  EXPECT_THAT(Names(ListTar(out)), ElementsAre("d/", "d/f"));
+}
+
 TEST_F(LayerTest, ReadsFromABlobReader) {
   std::string tar = MakeTar({File("f", std::string(70000, 'z'))});
   FakeBlob blob(Zstd(tar));
