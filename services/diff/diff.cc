@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <stdlib.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -15,6 +14,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "base/random.h"
 #include "base/status.h"
 #include "base/strings.h"
 #include "base/unique_fd.h"
@@ -131,16 +131,7 @@ class IngestSink final : public image::ByteSink {
 };
 
 // An ingest ref for a client that names none: random, as containerd's are.
-std::string RandomRef() {
-  unsigned char bytes[12];
-  size_t got = 0;
-  while (got < sizeof(bytes)) {
-    ssize_t n = ::getrandom(bytes + got, sizeof(bytes) - got, 0);
-    if (n > 0) got += n;
-  }
-  return absl::StrCat("diff-", absl::BytesToHexString(absl::string_view(
-                                   reinterpret_cast<const char*>(bytes), sizeof(bytes))));
-}
+std::string RandomRef() { return absl::StrCat("diff-", RandomHex(12)); }
 
 class Service final : public api::Diff::CallbackService, public daemon::GrpcService {
  public:

@@ -1,7 +1,7 @@
 #include "services/introspection/introspection.h"
 
+#include <algorithm>
 #include <fcntl.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "base/random.h"
 #include "base/status.h"
 #include "base/unique_fd.h"
 #include "filters/filters.h"
@@ -40,12 +41,9 @@ class PluginAdaptor final : public filters::Adaptor {
 };
 
 std::string NewUuid() {
+  const std::string random = RandomBytes(16);
   unsigned char b[16];
-  size_t got = 0;
-  while (got < sizeof(b)) {
-    ssize_t n = ::getrandom(b + got, sizeof(b) - got, 0);
-    if (n > 0) got += n;
-  }
+  std::copy(random.begin(), random.end(), b);
   b[6] = (b[6] & 0x0f) | 0x40;  // version 4
   b[8] = (b[8] & 0x3f) | 0x80;  // RFC 4122 variant
   return absl::StrFormat("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",

@@ -1,10 +1,10 @@
 #include "services/leases/leases.h"
 
-#include <sys/random.h>
 
 #include <memory>
 
 #include "absl/strings/escaping.h"
+#include "base/random.h"
 #include "base/status.h"
 #include "filters/filters.h"
 #include "github.com/containerd/containerd/api/services/leases/v1/leases.grpc.pb.h"
@@ -19,15 +19,7 @@ namespace api = ::containerd::services::leases::v1;
 
 // A lease id for a client that names none: random, like containerd's
 // clients make them.
-std::string GeneratedId() {
-  unsigned char bytes[16];
-  size_t got = 0;
-  while (got < sizeof(bytes)) {
-    ssize_t n = ::getrandom(bytes + got, sizeof(bytes) - got, 0);
-    if (n > 0) got += n;
-  }
-  return absl::BytesToHexString(absl::string_view(reinterpret_cast<char*>(bytes), sizeof(bytes)));
-}
+std::string GeneratedId() { return RandomHex(16); }
 
 void ToProto(const store::Lease& lease, api::Lease* out) {
   out->set_id(lease.id);
