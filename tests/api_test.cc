@@ -705,7 +705,7 @@ TEST_P(ApiTest, NamespaceWithSnapshotsCannotBeDeleted) {
 TEST_P(ApiTest, CtrImagesImportListTagExportRemove) {
   TempDir dir;
   const std::string archive = dir.path() + "/busybox.tar";
-  CommandResult made = RunCommand({RunfilePath("tests/make-oci-archive.sh"), archive,
+  CommandResult made = RunCommand({RunfilePath("tests/make-image-archive.sh"), "oci", archive,
                                    "docker.io/library/busybox:latest"});
   ASSERT_EQ(made.exit_code, 0) << made.err;
   const std::string manifest(absl::StripTrailingAsciiWhitespace(made.out));
@@ -757,7 +757,7 @@ TEST_P(ApiTest, CtrImagesImportListTagExportRemove) {
 TEST_P(ApiTest, CtrImagesImportUnpacksAndSnapshotsDiffWritesALayer) {
   TempDir dir;
   const std::string archive = dir.path() + "/busybox.tar";
-  CommandResult r = RunCommand({RunfilePath("tests/make-oci-archive.sh"), archive,
+  CommandResult r = RunCommand({RunfilePath("tests/make-image-archive.sh"), "oci", archive,
                                 "docker.io/library/busybox:latest"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   r = Ctr({"images", "import", archive});
@@ -787,6 +787,32 @@ TEST_P(ApiTest, CtrImagesImportUnpacksAndSnapshotsDiffWritesALayer) {
   EXPECT_THAT(r.out, HasSubstr("new-file"));
   EXPECT_THAT(r.out, HasSubstr("bin/.wh.sh"));
   EXPECT_THAT(r.out, Not(HasSubstr("bin/busybox")));
+}
+
+// A `docker save` archive imports and unpacks too (docker media types, an
+// uncompressed layer); the committed snapshot is named by the layer's diff
+// ID, and it holds busybox.
+TEST_P(ApiTest, CtrImagesImportsADockerSaveArchive) {
+  TempDir dir;
+  const std::string archive = dir.path() + "/busybox-docker.tar";
+  CommandResult r = RunCommand({RunfilePath("tests/make-image-archive.sh"), "docker", archive,
+                                "busybox:latest"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string diff_id(absl::StripTrailingAsciiWhitespace(r.out));
+  r = Ctr({"images", "import", archive});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = Ctr({"images", "ls"});
+  EXPECT_THAT(r.out, HasSubstr("docker.io/library/busybox:latest"));
+  EXPECT_THAT(r.out, HasSubstr("application/vnd.docker.distribution.manifest.v2+json"));
+  r = Ctr({"images", "check"});
+  EXPECT_THAT(r.out, ContainsRegex("complete \\(2/2\\).* true"));
+  // One layer: its chain ID is its diff ID.
+  ASSERT_EQ(Ctr({"snapshots", "view", "look", diff_id}).exit_code, 0) << Ctr({"snapshots", "ls"}).out;
+  r = Ctr({"snapshots", "mounts", dir.path() + "/mnt", "look"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = InMountedSnapshot(r.out, dir.path() + "/mnt", "cmp $T/bin/busybox /bin/busybox && readlink $T/bin/sh");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "busybox\n");
 }
 
 }  // namespace

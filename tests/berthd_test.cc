@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "base/status_matchers.h"
 #include "base/unique_fd.h"
 #include "github.com/containerd/containerd/api/services/introspection/v1/introspection.grpc.pb.h"
@@ -267,6 +268,30 @@ TEST_F(BerthdTest, EmptySnapshotterMeansTheNamespaceDefault) {
   EXPECT_THAT(Ctr({"-n", "copies", "snapshots", "--snapshotter", "overlayfs", "ls"}).out,
               Not(HasSubstr("picked")));
   EXPECT_THAT(Ctr({"snapshots", "--snapshotter", "overlayfs", "ls"}).out, HasSubstr("picked"));
+}
+
+// What berthd exports, a real containerd imports to the same digests.
+TEST_F(BerthdTest, ExportReimportsIntoContainerdWithTheSameDigest) {
+  TempDir dir;
+  const std::string archive = dir.path() + "/busybox.tar";
+  CommandResult r = RunCommand({RunfilePath("tests/make-image-archive.sh"), "oci", archive,
+                                "docker.io/library/busybox:latest"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string manifest(absl::StripTrailingAsciiWhitespace(r.out));
+  ASSERT_EQ(Ctr({"images", "import", archive}).exit_code, 0);
+  const std::string exported = dir.path() + "/exported.tar";
+  r = Ctr({"images", "export", exported, "docker.io/library/busybox:latest"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+
+  Daemon containerd(Peer::kContainerd);
+  ASSERT_THAT(containerd.Start(), IsOk());
+  r = testing::Ctr(containerd, {"images", "import", exported});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = testing::Ctr(containerd, {"images", "ls"});
+  EXPECT_THAT(r.out, HasSubstr("docker.io/library/busybox:latest"));
+  EXPECT_THAT(r.out, HasSubstr(manifest));
+  r = testing::Ctr(containerd, {"images", "check"});
+  EXPECT_THAT(r.out, HasSubstr("complete (2/2)"));
 }
 
 TEST_F(BerthdTest, SigtermStopsCleanlyAndRemovesTheSocket) {

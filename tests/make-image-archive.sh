@@ -1,12 +1,15 @@
 #!/bin/sh
-# tests/make-oci-archive.sh OUT.tar NAME
+# tests/make-image-archive.sh oci|docker OUT.tar NAME
 #
-# Writes an OCI image-layout archive of one linux/amd64 image named NAME:
-# one gzip layer holding Debian's busybox-static as /bin/busybox with /bin/sh
-# linking to it, a config, a manifest, and index.json naming the image (the
-# io.containerd.image.name annotation `ctr images import` reads).
+# Writes an archive of one linux/amd64 image named NAME whose one layer holds
+# Debian's busybox-static as /bin/busybox with /bin/sh linking to it:
+#  - oci: an OCI image layout — a gzip layer, config, manifest, and
+#    index.json naming the image (the io.containerd.image.name annotation
+#    `ctr images import` reads); prints the manifest's digest;
+#  - docker: what `docker save` writes — manifest.json with RepoTags, the
+#    config, and <id>/layer.tar uncompressed; prints the layer's diff ID.
 set -eu
-out=$1 name=$2
+format=$1 out=$2 name=$3
 work=$(mktemp -d /tmp/berth-oci-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
@@ -15,6 +18,21 @@ cp /bin/busybox "$work/root/bin/busybox"
 ln -s busybox "$work/root/bin/sh"
 tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$work/root" -cf "$work/layer.tar" bin
 diff_id=$(sha256sum "$work/layer.tar" | cut -c1-64)
+config_json=$(printf '{"architecture":"amd64","os":"linux","config":{"Cmd":["/bin/sh"]},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' "$diff_id")
+
+if [ "$format" = docker ]; then
+  mkdir -p "$work/save/$diff_id"
+  cp "$work/layer.tar" "$work/save/$diff_id/layer.tar"
+  printf '1.0' >"$work/save/$diff_id/VERSION"
+  printf '%s' "$config_json" >"$work/config.json"
+  config=$(sha256sum "$work/config.json" | cut -c1-64)
+  cp "$work/config.json" "$work/save/$config.json"
+  printf '[{"Config":"%s.json","RepoTags":["%s"],"Layers":["%s/layer.tar"]}]' \
+    "$config" "$name" "$diff_id" >"$work/save/manifest.json"
+  tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$work/save" -cf "$out" .
+  echo "sha256:$diff_id"
+  exit 0
+fi
 gzip -n -c "$work/layer.tar" >"$work/layer.tar.gz"
 
 blob() {  # blob FILE: stores FILE as a blob, prints "digest size"
@@ -23,8 +41,7 @@ blob() {  # blob FILE: stores FILE as a blob, prints "digest size"
   echo "$d $(stat -c %s "$1")"
 }
 set -- $(blob "$work/layer.tar.gz"); layer=$1 layer_size=$2
-printf '{"architecture":"amd64","os":"linux","config":{"Cmd":["/bin/sh"]},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
-  "$diff_id" >"$work/config.json"
+printf '%s' "$config_json" >"$work/config.json"
 set -- $(blob "$work/config.json"); config=$1 config_size=$2
 printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:%s","size":%s}]}' \
   "$config" "$config_size" "$layer" "$layer_size" >"$work/manifest.json"
