@@ -815,5 +815,28 @@ TEST_P(ApiTest, CtrImagesImportsADockerSaveArchive) {
   EXPECT_EQ(r.out, "busybox\n");
 }
 
+// A layer whose stored bytes are a truncated gzip stream: the import fails
+// when unpacking, and no committed snapshot or mount is left behind.
+TEST_P(ApiTest, CtrImagesImportOfABrokenLayerLeavesNoSnapshot) {
+  TempDir dir;
+  const std::string archive = dir.path() + "/broken.tar";
+  CommandResult r = RunCommand({"env", "TRUNCATE_LAYER=1", RunfilePath("tests/make-image-archive.sh"),
+                                "oci", archive, "docker.io/library/broken:latest"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = Ctr({"images", "import", archive});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, ContainsRegex("unexpected (EOF|end)"));
+  EXPECT_THAT(Ctr({"snapshots", "ls"}).out, Not(HasSubstr("Committed")));
+  EXPECT_THAT(RunCommand({"findmnt", "-rn", "-o", "TARGET"}).out, Not(HasSubstr(daemon_.root())));
+  // The store stays usable: a good image imports after it.
+  const std::string good = dir.path() + "/good.tar";
+  ASSERT_EQ(RunCommand({RunfilePath("tests/make-image-archive.sh"), "oci", good,
+                        "docker.io/library/busybox:latest"})
+                .exit_code,
+            0);
+  r = Ctr({"images", "import", good});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
 }  // namespace
 }  // namespace berth::testing

@@ -5,7 +5,8 @@
 # Debian's busybox-static as /bin/busybox with /bin/sh linking to it:
 #  - oci: an OCI image layout — a gzip layer, config, manifest, and
 #    index.json naming the image (the io.containerd.image.name annotation
-#    `ctr images import` reads); prints the manifest's digest;
+#    `ctr images import` reads); prints the manifest's digest
+#    (TRUNCATE_LAYER=1 cuts the gzip layer in half);
 #  - docker: what `docker save` writes — manifest.json with RepoTags, the
 #    config, and <id>/layer.tar uncompressed; prints the layer's diff ID.
 set -eu
@@ -34,6 +35,12 @@ if [ "$format" = docker ]; then
   exit 0
 fi
 gzip -n -c "$work/layer.tar" >"$work/layer.tar.gz"
+# TRUNCATE_LAYER=1: the gzip layer is cut in half (its digest still names
+# the bytes stored), so only unpacking finds it broken.
+if [ "${TRUNCATE_LAYER:-0}" = 1 ]; then
+  head -c "$(($(stat -c %s "$work/layer.tar.gz") / 2))" "$work/layer.tar.gz" >"$work/cut.gz"
+  mv "$work/cut.gz" "$work/layer.tar.gz"
+fi
 
 blob() {  # blob FILE: stores FILE as a blob, prints "digest size"
   d=$(sha256sum "$1" | cut -c1-64)
