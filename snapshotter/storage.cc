@@ -77,25 +77,13 @@ Row ReadRow(const Statement& stmt) {
 }
 
 
-absl::Status Configure(Db& db) {
-  BERTH_ASSIGN_OR_RETURN(Statement wal, db.Prepare("PRAGMA journal_mode = WAL"));
-  BERTH_ASSIGN_OR_RETURN(bool row, wal.Step());
-  if (!row || wal.ColumnText(0) != "wal") {
-    return absl::FailedPreconditionError(
-        absl::StrCat("\"", db.path(), "\": cannot switch to WAL journal mode"));
-  }
-  // FULL: a snapshot acknowledged to a client survives power loss. Foreign
-  // keys are per connection and off by default.
-  return db.Exec("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON");
-}
-
 }  // namespace
 
 absl::StatusOr<Storage> Storage::Open(const std::string& path) {
   BERTH_ASSIGN_OR_RETURN(Db db, Db::Open(path));
   BERTH_RETURN_IF_ERROR(store::sqlite::CheckApplicationId(db, kApplicationId, "Berth snapshotter database"));
   BERTH_RETURN_IF_ERROR(store::sqlite::CheckNotNewer(db, kMigrations));
-  BERTH_RETURN_IF_ERROR(Configure(db));
+  BERTH_RETURN_IF_ERROR(store::sqlite::UseDurableWal(db));
   BERTH_RETURN_IF_ERROR(store::sqlite::Migrate(db, kMigrations));
   return Storage(std::move(db));
 }

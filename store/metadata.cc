@@ -118,22 +118,12 @@ absl::Status CreateParentDirectories(absl::string_view path) {
 
 
 absl::Status Configure(Db& db) {
-  // WAL: readers do not block the writer, and a commit is one append + fsync.
-  BERTH_ASSIGN_OR_RETURN(Statement wal, db.Prepare("PRAGMA journal_mode = WAL"));
-  BERTH_ASSIGN_OR_RETURN(bool row, wal.Step());
-  if (!row || wal.ColumnText(0) != "wal") {
-    return absl::FailedPreconditionError(
-        absl::StrCat("\"", db.path(), "\": cannot switch to WAL journal mode"));
-  }
-  // FULL fsyncs the WAL at every commit: nothing acknowledged is lost on power
-  // loss (NORMAL, the usual WAL choice, may lose the last commits).
-  // foreign_keys is per connection and off by default. Garbage collection's
-  // scratch table stays in memory, and a cache of 16 MiB (the default is 2)
-  // holds the tables a collection of tens of thousands of records walks:
-  // measured, it halves the mark (store/metadata_test.cc prints the time).
-  return db.Exec(
-      "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; "
-      "PRAGMA cache_size = -16384");
+  BERTH_RETURN_IF_ERROR(sqlite::UseDurableWal(db));
+  // Garbage collection's scratch table stays in memory, and a cache of 16 MiB
+  // (the default is 2) holds the tables a collection of tens of thousands of
+  // records walks: measured, it halves the mark (store/metadata_test.cc
+  // prints the time).
+  return db.Exec("PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16384");
 }
 
 absl::StatusOr<Db> OpenDatabase(const std::string& path) {

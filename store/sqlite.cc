@@ -296,6 +296,16 @@ absl::Status Migrate(Db& db, absl::Span<const Migration> migrations) {
   }
 }
 
+absl::Status UseDurableWal(Db& db) {
+  BERTH_ASSIGN_OR_RETURN(Statement wal, db.Prepare("PRAGMA journal_mode = WAL"));
+  BERTH_ASSIGN_OR_RETURN(bool row, wal.Step());
+  if (!row || wal.ColumnText(0) != "wal") {
+    return absl::FailedPreconditionError(
+        absl::StrCat("\"", db.path(), "\": cannot switch to WAL journal mode"));
+  }
+  return db.Exec("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON");
+}
+
 absl::StatusOr<int64_t> QueryInt(Db& db, absl::string_view sql) {
   BERTH_ASSIGN_OR_RETURN(Statement stmt, db.Prepare(sql));
   BERTH_ASSIGN_OR_RETURN(bool row, stmt.Step());

@@ -183,6 +183,13 @@ absl::Status CheckNotNewer(Db& db, absl::Span<const Migration> migrations);
 // PRAGMA user_version.
 absl::StatusOr<int> SchemaVersion(Db& db);
 
+// Puts the connection in WAL mode (readers do not block the writer, a
+// commit is one append) with synchronous=FULL (the WAL is fsynced at every
+// commit: nothing acknowledged is lost on power loss; NORMAL, the usual WAL
+// choice, may lose the last commits) and foreign keys on (per connection,
+// off by default). FailedPrecondition if the file cannot use WAL.
+absl::Status UseDurableWal(Db& db);
+
 // The integer in the first column of the first row of `sql`; Internal if it
 // returns no row.
 absl::StatusOr<int64_t> QueryInt(Db& db, absl::string_view sql);
