@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
 #include "base/identifiers.h"
+#include "base/log.h"
 
 namespace berth::services {
 
@@ -48,6 +49,15 @@ grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* context,
 std::map<std::string, std::string> LabelsFromProto(
     const google::protobuf::Map<std::string, std::string>& labels) {
   return std::map<std::string, std::string>(labels.begin(), labels.end());
+}
+
+void PublishEvent(berth::events::Exchange& exchange, absl::string_view ns, absl::string_view topic,
+                  const google::protobuf::Message& event) {
+  absl::Status published = exchange.Publish(ns, topic, event.GetDescriptor()->full_name(),
+                                            event.SerializeAsString());
+  if (!published.ok()) {
+    log::Warn("publishing event failed", {{"topic", topic}, {"error", published.message()}});
+  }
 }
 
 google::protobuf::Timestamp ToTimestamp(absl::Time t) {

@@ -14,6 +14,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "events/exchange.h"
+#include "google/protobuf/message.h"
 #include "google/protobuf/map.h"
 #include "google/protobuf/timestamp.pb.h"
 
@@ -50,6 +52,12 @@ grpc::ServerWriteReactor<Response>* StreamFrom(
 
 // The lease a request names in its `containerd-lease` metadata, or "".
 std::string RequestLease(const grpc::CallbackServerContext& context);
+
+// Publishes `event` in namespace `ns` on `topic`, its type named by its
+// message (`containerd.events.ContentDelete`). A failure is logged, not
+// returned: the change the event reports is already committed.
+void PublishEvent(berth::events::Exchange& exchange, absl::string_view ns, absl::string_view topic,
+                  const google::protobuf::Message& event);
 
 // An absl::Time as a protobuf Timestamp, to the nanosecond.
 google::protobuf::Timestamp ToTimestamp(absl::Time t);

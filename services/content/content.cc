@@ -258,12 +258,7 @@ class Service final : public api::Content::CallbackService, public daemon::GrpcS
       gc_->Schedule();
       ::containerd::events::ContentDelete event;
       event.set_digest(request->digest());
-      if (absl::Status published = exchange_->Publish(ns, "/content/delete",
-                                                      "containerd.events.ContentDelete",
-                                                      event.SerializeAsString());
-          !published.ok()) {
-        log::Warn("publishing event failed", {{"topic", "/content/delete"}, {"error", published.message()}});
-      }
+      PublishEvent(*exchange_, ns, "/content/delete", event);
       return absl::OkStatus();
     }());
   }

@@ -111,7 +111,7 @@ class Service final : public api::Images::CallbackService, public daemon::GrpcSe
       api::ImageCreate event;
       event.set_name(image.name);
       LabelsToProto(image.labels, event.mutable_labels());
-      Publish(ns, "/images/create", "containerd.services.images.v1.ImageCreate", event);
+      PublishEvent(*exchange_, ns, "/images/create", event);
       return absl::OkStatus();
     }());
   }
@@ -129,7 +129,7 @@ class Service final : public api::Images::CallbackService, public daemon::GrpcSe
       api::ImageUpdate event;
       event.set_name(image.name);
       LabelsToProto(image.labels, event.mutable_labels());
-      Publish(ns, "/images/update", "containerd.services.images.v1.ImageUpdate", event);
+      PublishEvent(*exchange_, ns, "/images/update", event);
       // A new target may leave the old one unreferenced.
       gc_->Schedule();
       return absl::OkStatus();
@@ -146,7 +146,7 @@ class Service final : public api::Images::CallbackService, public daemon::GrpcSe
       BERTH_RETURN_IF_ERROR(metadata_->DeleteImage(ns, request->name()));
       api::ImageDelete event;
       event.set_name(request->name());
-      Publish(ns, "/images/delete", "containerd.services.images.v1.ImageDelete", event);
+      PublishEvent(*exchange_, ns, "/images/delete", event);
       if (request->sync()) return gc_->Collect();
       gc_->Schedule();
       return absl::OkStatus();
@@ -154,13 +154,6 @@ class Service final : public api::Images::CallbackService, public daemon::GrpcSe
   }
 
  private:
-  void Publish(const std::string& ns, absl::string_view topic, absl::string_view type,
-               const google::protobuf::Message& event) {
-    absl::Status published = exchange_->Publish(ns, topic, type, event.SerializeAsString());
-    if (!published.ok()) {
-      log::Warn("publishing event failed", {{"topic", topic}, {"error", published.message()}});
-    }
-  }
 
   const std::shared_ptr<store::MetadataStore> metadata_;
   const std::shared_ptr<events::Exchange> exchange_;

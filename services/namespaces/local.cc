@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/identifiers.h"
 #include "base/log.h"
+#include "services/edge.h"
 #include "base/status.h"
 #include "base/strings.h"
 #include "github.com/containerd/containerd/api/events/namespace.pb.h"
@@ -30,11 +31,11 @@ class NamespaceAdaptor final : public filters::Adaptor {
 };
 
 template <typename Event>
-std::string Serialize(const store::Namespace& ns) {
+Event ToEvent(const store::Namespace& ns) {
   Event event;
   event.set_name(ns.name);
   for (const auto& [key, value] : ns.labels) (*event.mutable_labels())[key] = value;
-  return event.SerializeAsString();
+  return event;
 }
 
 }  // namespace
@@ -55,8 +56,7 @@ absl::StatusOr<std::vector<store::Namespace>> Local::List(const filters::Filter&
 absl::StatusOr<store::Namespace> Local::Create(absl::string_view event_namespace,
                                                const store::Namespace& ns) {
   BERTH_RETURN_IF_ERROR(store_->CreateNamespace(ns));
-  Publish(event_namespace, ns.name, "/namespaces/create", "containerd.events.NamespaceCreate",
-          Serialize<event_api::NamespaceCreate>(ns));
+  Publish(event_namespace, ns.name, "/namespaces/create", ToEvent<event_api::NamespaceCreate>(ns));
   return ns;
 }
 
@@ -64,8 +64,8 @@ absl::StatusOr<store::Namespace> Local::Update(absl::string_view event_namespace
                                                const store::Namespace& ns,
                                                const std::vector<std::string>& field_mask_paths) {
   BERTH_ASSIGN_OR_RETURN(store::Namespace updated, store_->UpdateNamespace(ns, field_mask_paths));
-  Publish(event_namespace, updated.name, "/namespaces/update", "containerd.events.NamespaceUpdate",
-          Serialize<event_api::NamespaceUpdate>(updated));
+  Publish(event_namespace, updated.name, "/namespaces/update",
+          ToEvent<event_api::NamespaceUpdate>(updated));
   return updated;
 }
 
@@ -88,18 +88,13 @@ absl::Status Local::Delete(absl::string_view event_namespace, absl::string_view 
   BERTH_RETURN_IF_ERROR(store_->DeleteNamespace(name));
   event_api::NamespaceDelete event;
   event.set_name(std::string(name));
-  Publish(event_namespace, name, "/namespaces/delete", "containerd.events.NamespaceDelete",
-          event.SerializeAsString());
+  Publish(event_namespace, name, "/namespaces/delete", event);
   return absl::OkStatus();
 }
 
 void Local::Publish(absl::string_view event_namespace, absl::string_view name,
-                    absl::string_view topic, absl::string_view type_url, std::string payload) {
-  absl::string_view in = event_namespace.empty() ? name : event_namespace;
-  if (absl::Status status = exchange_->Publish(in, topic, type_url, std::move(payload));
-      !status.ok()) {
-    log::Warn("publishing event failed", {{"topic", topic}, {"error", status.message()}});
-  }
+                    absl::string_view topic, const google::protobuf::Message& event) {
+  PublishEvent(*exchange_, event_namespace.empty() ? name : event_namespace, topic, event);
 }
 
 }  // namespace berth::services::namespaces

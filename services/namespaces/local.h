@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "events/exchange.h"
 #include "filters/filters.h"
+#include "google/protobuf/message.h"
 #include "snapshotter/snapshotter.h"
 #include "store/metadata.h"
 
@@ -40,9 +41,9 @@ class Local {
   absl::Status Delete(absl::string_view event_namespace, absl::string_view name);
 
  private:
-  // A failed publish does not undo a committed change; it is logged.
+  // In the request's namespace, else in the one changed.
   void Publish(absl::string_view event_namespace, absl::string_view name,
-               absl::string_view topic, absl::string_view type_url, std::string payload);
+               absl::string_view topic, const google::protobuf::Message& event);
 
   std::shared_ptr<store::MetadataStore> store_;
   std::shared_ptr<events::Exchange> exchange_;

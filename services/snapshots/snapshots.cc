@@ -91,7 +91,7 @@ class Service final : public api::Snapshots::CallbackService, public daemon::Grp
       ::containerd::events::SnapshotPrepare event;
       event.set_key(request->key());
       event.set_parent(request->parent());
-      Publish(target.ns, "/snapshot/prepare", "containerd.events.SnapshotPrepare", event);
+      PublishEvent(*exchange_, target.ns, "/snapshot/prepare", event);
       return absl::OkStatus();
     }());
   }
@@ -133,7 +133,7 @@ class Service final : public api::Snapshots::CallbackService, public daemon::Grp
       ::containerd::events::SnapshotCommit event;
       event.set_key(request->key());
       event.set_name(request->name());
-      Publish(target.ns, "/snapshot/commit", "containerd.events.SnapshotCommit", event);
+      PublishEvent(*exchange_, target.ns, "/snapshot/commit", event);
       return absl::OkStatus();
     }());
   }
@@ -146,7 +146,7 @@ class Service final : public api::Snapshots::CallbackService, public daemon::Grp
       BERTH_RETURN_IF_ERROR(target.snapshots->Remove(request->key()));
       ::containerd::events::SnapshotRemove event;
       event.set_key(request->key());
-      Publish(target.ns, "/snapshot/remove", "containerd.events.SnapshotRemove", event);
+      PublishEvent(*exchange_, target.ns, "/snapshot/remove", event);
       return absl::OkStatus();
     }());
   }
@@ -268,13 +268,6 @@ class Service final : public api::Snapshots::CallbackService, public daemon::Grp
         store::LeaseResource{.type = absl::StrCat("snapshots/", target.name), .id = key});
   }
 
-  void Publish(const std::string& ns, absl::string_view topic, absl::string_view type,
-               const google::protobuf::Message& event) {
-    absl::Status published = exchange_->Publish(ns, topic, type, event.SerializeAsString());
-    if (!published.ok()) {
-      log::Warn("publishing event failed", {{"topic", topic}, {"error", published.message()}});
-    }
-  }
 
   const std::map<std::string, std::shared_ptr<Snapshotter>> snapshotters_;
   const std::shared_ptr<store::MetadataStore> metadata_;
