@@ -4,9 +4,19 @@
 #ifndef BERTH_BASE_TEMP_DIR_H_
 #define BERTH_BASE_TEMP_DIR_H_
 
+#include <set>
 #include <string>
 
 namespace berth {
+
+// What tests look for in the trees they make.
+// Whether anything (a dangling symlink too) is at `path`.
+bool Exists(const std::string& path);
+// The names in directory `dir`; empty if it cannot be read.
+std::set<std::string> Names(const std::string& dir);
+// Extended attribute `name` of `path` itself (not a symlink's target), or
+// "<none>".
+std::string Xattr(const std::string& path, const char* name);
 
 class TempDir {
  public:

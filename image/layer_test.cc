@@ -245,21 +245,10 @@ std::string ReadFile(const std::string& path) {
   return s.str();
 }
 
-bool Exists(const std::string& path) {
-  struct stat st;
-  return ::lstat(path.c_str(), &st) == 0;
-}
-
 struct stat Lstat(const std::string& path) {
   struct stat st{};
   EXPECT_EQ(::lstat(path.c_str(), &st), 0) << path << ": " << std::strerror(errno);
   return st;
-}
-
-std::string Xattr(const std::string& path, const char* name) {
-  char buf[256];
-  ssize_t n = ::lgetxattr(path.c_str(), name, buf, sizeof(buf));
-  return n < 0 ? "<none>" : std::string(buf, n);
 }
 
 std::string ReadLink(const std::string& path) {

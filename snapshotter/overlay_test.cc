@@ -43,14 +43,6 @@ absl::StatusOr<std::unique_ptr<Snapshotter>> OpenOverlay(const std::string& root
 INSTANTIATE_TEST_SUITE_P(Overlay, SnapshotterSuite,
                          ::testing::Values(SuiteParam{"overlay", OpenOverlay}), SuiteParamName);
 
-std::set<std::string> Names(const std::string& dir) {
-  std::set<std::string> names;
-  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
-    names.insert(entry.path().filename().string());
-  }
-  return names;
-}
-
 // The value of option `name=` in `mount`, or "".
 std::string Option(const Mount& mount, absl::string_view name) {
   for (const std::string& option : mount.options) {

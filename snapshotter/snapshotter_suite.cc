@@ -70,26 +70,6 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   }
 }
 
-bool Exists(const std::string& path) {
-  struct stat st;
-  return ::lstat(path.c_str(), &st) == 0;
-}
-
-std::set<std::string> Names(const std::string& dir) {
-  std::set<std::string> names;
-  std::error_code error;
-  for (const auto& entry : std::filesystem::directory_iterator(dir, error)) {
-    names.insert(entry.path().filename().string());
-  }
-  return names;
-}
-
-std::string Xattr(const std::string& path, const char* name) {
-  char value[256];
-  ssize_t n = ::lgetxattr(path.c_str(), name, value, sizeof(value));
-  return n < 0 ? "<none>" : std::string(value, n);
-}
-
 // The keys Walk reports for `filters`.
 std::vector<std::string> WalkKeys(Snapshotter& sn, std::vector<std::string> filters) {
   std::vector<std::string> keys;
