@@ -49,9 +49,10 @@ using layer_internal::SplitParent;
 using layer_internal::ReadAhead;
 using layer_internal::UncompressedStream;
 
-constexpr absl::string_view kWhiteoutPrefix = ".wh.";
-constexpr absl::string_view kOpaqueMarker = ".wh..wh..opq";
-constexpr char kOpaqueXattr[] = "trusted.overlay.opaque";
+using layer_internal::kOpaqueMarker;
+using layer_internal::kOpaqueXattr;
+using layer_internal::kWhiteoutPrefix;
+
 // As the kernel's own limit on symlinks followed in one lookup.
 constexpr int kMaxSymlinkHops = 40;
 

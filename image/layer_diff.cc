@@ -43,9 +43,10 @@ using layer_internal::ProcPath;
 using layer_internal::ReadXattrs;
 using layer_internal::Xattr;
 
-constexpr absl::string_view kWhiteoutPrefix = ".wh.";
-constexpr absl::string_view kOpaqueMarker = ".wh..wh..opq";
-constexpr char kOpaqueXattr[] = "trusted.overlay.opaque";
+using layer_internal::kOpaqueMarker;
+using layer_internal::kOpaqueXattr;
+using layer_internal::kWhiteoutPrefix;
+
 constexpr char kRedirectXattr[] = "trusted.overlay.redirect";
 constexpr char kMetacopyXattr[] = "trusted.overlay.metacopy";
 

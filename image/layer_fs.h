@@ -18,6 +18,12 @@
 
 namespace berth::image::layer_internal {
 
+// How an OCI layer spells a deletion and an opaque directory, and how an
+// overlayfs upperdir marks an opaque directory.
+inline constexpr absl::string_view kWhiteoutPrefix = ".wh.";
+inline constexpr absl::string_view kOpaqueMarker = ".wh..wh..opq";
+inline constexpr char kOpaqueXattr[] = "trusted.overlay.opaque";
+
 // `path` as a path relative to the root, into `*out`: components split on
 // '/', empty ones and '.' dropped, '..' removing the one before it and never
 // climbing above the root (so "../x", "/x" and "a/../../x" are all "x").
