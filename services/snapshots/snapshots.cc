@@ -259,8 +259,12 @@ class Service final : public api::Snapshots::CallbackService, public daemon::Grp
   // snapshot, so a collection can never see it unheld.
   absl::Status Claim(const Target& target, const grpc::CallbackServerContext& context,
                      const std::string& key) {
-    absl::Status created = metadata_->CreateNamespace(store::Namespace{.name = target.ns});
-    if (!created.ok() && !absl::IsAlreadyExists(created)) return created;
+    // A read first: creating is a write transaction, and almost always the
+    // namespace is there.
+    if (absl::IsNotFound(metadata_->GetNamespace(target.ns).status())) {
+      absl::Status created = metadata_->CreateNamespace(store::Namespace{.name = target.ns});
+      if (!created.ok() && !absl::IsAlreadyExists(created)) return created;
+    }
     const std::string lease = RequestLease(context);
     if (lease.empty()) return absl::OkStatus();
     return metadata_->AddLeaseResource(
