@@ -55,6 +55,8 @@ using layer_internal::kWhiteoutPrefix;
 
 // As the kernel's own limit on symlinks followed in one lookup.
 constexpr int kMaxSymlinkHops = 40;
+// Files at least this large start their writeback once written (ApplyFile).
+constexpr int64_t kWritebackMin = 256 << 10;
 
 struct FreeArchive {
   void operator()(archive* a) const { archive_read_free(a); }
@@ -361,6 +363,9 @@ absl::Status Applier::ApplyFile(int parent, const char* base, archive_entry* ent
   if (int64_t size = archive_entry_size(entry); end < size && ::ftruncate(fd.get(), size) != 0) {
     return ErrnoStatus("ftruncate", path_);  // a trailing hole
   }
+  // Start the file's writeback without waiting for it: the disk works while
+  // the next entries are extracted, and the layer's syncfs waits for less.
+  if (end >= kWritebackMin) ::sync_file_range(fd.get(), 0, 0, SYNC_FILE_RANGE_WRITE);
   return ApplyMetadata(fd.get(), parent, base, entry);
 }
 

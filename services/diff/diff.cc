@@ -14,6 +14,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "base/log.h"
 #include "base/random.h"
 #include "base/status.h"
 #include "base/strings.h"
@@ -160,6 +163,7 @@ class Service final : public api::Diff::CallbackService, public daemon::GrpcServ
                                                 : image::ApplyOptions::Whiteouts::kDelete;
       options.lower_dirfds = tree->lower_fds();
       std::unique_ptr<image::ByteSource> source = image::BlobSource(*blob);
+      const absl::Time start = absl::Now();
       absl::StatusOr<image::ApplyResult> applied =
           image::ApplyLayer(*source, compression, tree->dir(), options);
       if (!applied.ok()) {
@@ -167,6 +171,11 @@ class Service final : public api::Diff::CallbackService, public daemon::GrpcServ
                             absl::StrCat("apply layer ", layer.digest(), ": ",
                                          applied.status().message()));
       }
+      // As containerd's applier logs it, for timing imports.
+      log::Debug("diff applied", {{"d", absl::FormatDuration(absl::Now() - start)},
+                                  {"digest", layer.digest()},
+                                  {"media", layer.media_type()},
+                                  {"size", layer.size()}});
       ::containerd::types::Descriptor* out = response->mutable_applied();
       out->set_media_type(std::string(image::LayerMediaType(image::Compression::kNone)));
       out->set_digest(applied->diff_id);
