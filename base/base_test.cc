@@ -3,6 +3,7 @@
 #include <cerrno>
 
 #include "base/log.h"
+#include "base/sha256.h"
 #include "base/status.h"
 #include "base/status_matchers.h"
 #include "base/unique_fd.h"
@@ -10,6 +11,18 @@
 
 namespace berth {
 namespace {
+
+TEST(Sha256, DigestsAreContentAddresses) {
+  EXPECT_EQ(Sha256Digest("abc"),
+            "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(Sha256Digest(""),
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  Sha256 running;
+  running.Update("a");
+  EXPECT_EQ(running.Hex().size(), 64u);
+  running.Update("bc");  // Hex and Digest leave the running state as it was
+  EXPECT_EQ(running.Digest(), Sha256Digest("abc"));
+}
 
 absl::StatusOr<int> Half(int n) {
   if (n % 2 != 0) return absl::InvalidArgumentError("odd");

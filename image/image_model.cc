@@ -20,7 +20,7 @@
 #include "base/digest.h"
 #include "base/status.h"
 #include "image/image.h"
-#include "store/content_store.h"
+#include "base/sha256.h"
 
 namespace berth::image {
 namespace {
@@ -313,7 +313,7 @@ absl::StatusOr<std::string> ChainId(absl::Span<const std::string> diff_ids) {
     if (absl::Status s = digest::Validate(diff_ids[i]); !s.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("diff_ids[", i, "]: ", s.message()));
     }
-    chain = i == 0 ? diff_ids[0] : store::DigestOf(absl::StrCat(chain, " ", diff_ids[i]));
+    chain = i == 0 ? diff_ids[0] : Sha256Digest(absl::StrCat(chain, " ", diff_ids[i]));
   }
   return chain;
 }

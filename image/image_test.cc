@@ -12,7 +12,7 @@
 #include "base/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "store/content_store.h"
+#include "base/sha256.h"
 
 namespace berth::image {
 namespace {
@@ -410,13 +410,13 @@ TEST(ChainIdTest, OneLayerIsItsDiffId) {
 TEST(ChainIdTest, TwoLayers) {
   std::vector<std::string> ids = {D('a'), D('b')};
   EXPECT_EQ(ChainIdOrError(ids), std::string(kChainAB));
-  EXPECT_EQ(ChainIdOrError(ids), store::DigestOf(absl::StrCat(D('a'), " ", D('b'))));
+  EXPECT_EQ(ChainIdOrError(ids), Sha256Digest(absl::StrCat(D('a'), " ", D('b'))));
 }
 
 TEST(ChainIdTest, ThreeLayers) {
   std::vector<std::string> ids = {D('a'), D('b'), D('c')};
   EXPECT_EQ(ChainIdOrError(ids), std::string(kChainABC));
-  EXPECT_EQ(ChainIdOrError(ids), store::DigestOf(absl::StrCat(kChainAB, " ", D('c'))));
+  EXPECT_EQ(ChainIdOrError(ids), Sha256Digest(absl::StrCat(kChainAB, " ", D('c'))));
 }
 
 TEST(ChainIdTest, Errors) {

@@ -25,13 +25,6 @@ namespace {
   std::abort();
 }
 
-// Fetched once: OpenSSL 3 would otherwise look the algorithm up in its
-// provider tables at every init.
-const EVP_MD* Sha256Algorithm() {
-  static const EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-  return md;
-}
-
 absl::string_view Name(Compression c) {
   switch (c) {
     case Compression::kNone:
@@ -285,28 +278,6 @@ class PlainWriter : public CompressingWriter {
 };
 
 }  // namespace
-
-Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
-  if (ctx_ == nullptr || EVP_DigestInit_ex(ctx_.get(), Sha256Algorithm(), nullptr) != 1) {
-    DieOf("EVP_DigestInit_ex");
-  }
-}
-
-void Sha256::Update(absl::string_view data) {
-  if (EVP_DigestUpdate(ctx_.get(), data.data(), data.size()) != 1) DieOf("EVP_DigestUpdate");
-}
-
-std::string Sha256::Digest() const {
-  std::unique_ptr<EVP_MD_CTX, Free> copy(EVP_MD_CTX_new());
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (copy == nullptr || EVP_MD_CTX_copy_ex(copy.get(), ctx_.get()) != 1 ||
-      EVP_DigestFinal_ex(copy.get(), out, &len) != 1) {
-    DieOf("EVP_DigestFinal_ex");
-  }
-  return absl::StrCat(digest::kSha256Prefix,
-                      absl::BytesToHexString(absl::string_view(reinterpret_cast<char*>(out), len)));
-}
 
 UncompressedStream::UncompressedStream(ByteSource& source, Compression compression)
     : source_(source), in_(new char[kBufferSize]), compression_(compression) {}

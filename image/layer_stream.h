@@ -4,8 +4,6 @@
 #ifndef BERTH_IMAGE_LAYER_STREAM_H_
 #define BERTH_IMAGE_LAYER_STREAM_H_
 
-#include <openssl/evp.h>
-
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -17,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "base/sha256.h"
 #include "image/layer.h"
 
 namespace berth::image::layer_internal {
@@ -28,24 +27,6 @@ inline constexpr size_t kBufferSize = 1 << 20;
 // WriteDiff's levels (layer.h gives the reasons).
 inline constexpr int kGzipLevel = 1;
 inline constexpr int kZstdLevel = 3;
-
-// Running SHA-256 over OpenSSL's EVP interface.
-class Sha256 {
- public:
-  Sha256();
-  Sha256(const Sha256&) = delete;
-  Sha256& operator=(const Sha256&) = delete;
-
-  void Update(absl::string_view data);
-  // "sha256:<hex>" of everything so far.
-  std::string Digest() const;
-
- private:
-  struct Free {
-    void operator()(EVP_MD_CTX* ctx) const { EVP_MD_CTX_free(ctx); }
-  };
-  std::unique_ptr<EVP_MD_CTX, Free> ctx_;
-};
 
 // The uncompressed bytes of a layer, pulled chunk by chunk from a ByteSource.
 class UncompressedStream {

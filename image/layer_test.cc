@@ -34,6 +34,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "snapshotter/mount.h"
+#include "base/sha256.h"
 #include "store/content_store.h"
 
 namespace berth::image {
@@ -286,7 +287,7 @@ std::map<std::string, std::string> Describe(const std::string& root, bool mtimes
       if (S_ISREG(st.st_mode)) {
         auto [it, first] = inodes.try_emplace({st.st_dev, st.st_ino}, child);
         if (!first) absl::StrAppend(&line, " link=", it->second);
-        absl::StrAppend(&line, " size=", st.st_size, " content=", store::DigestOf(ReadFile(path)));
+        absl::StrAppend(&line, " size=", st.st_size, " content=", Sha256Digest(ReadFile(path)));
       }
       if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
         absl::StrAppend(&line, " dev=", major(st.st_rdev), ",", minor(st.st_rdev));
@@ -662,7 +663,7 @@ TEST_F(LayerTest, DiffIdIsTheDigestOfTheWholeUncompressedStream) {
     ASSERT_TRUE(MakeDir(dir));
     absl::StatusOr<ApplyResult> result = Apply(bytes, dir);
     ASSERT_THAT(result, IsOk());
-    EXPECT_EQ(result->diff_id, store::DigestOf(uncompressed));
+    EXPECT_EQ(result->diff_id, Sha256Digest(uncompressed));
     EXPECT_EQ(result->size, static_cast<int64_t>(uncompressed.size()));
     EXPECT_EQ(ReadFile(dir + "/d/f"), std::string(100000, 'x'));
   }
@@ -678,7 +679,7 @@ TEST_F(LayerTest, MagicWinsOverTheMediaType) {
 TEST_F(LayerTest, EmptyStreamIsAnEmptyLayer) {
   absl::StatusOr<ApplyResult> result = Apply("", Target());
   ASSERT_THAT(result, IsOk());
-  EXPECT_EQ(result->diff_id, store::DigestOf(""));
+  EXPECT_EQ(result->diff_id, Sha256Digest(""));
   EXPECT_EQ(result->size, 0);
 }
 
@@ -687,7 +688,7 @@ TEST_F(LayerTest, MultiMemberGzip) {
   std::string gz = Gzip(tar.substr(0, 7000)) + Gzip(tar.substr(7000));
   absl::StatusOr<ApplyResult> result = Apply(gz, Target());
   ASSERT_THAT(result, IsOk());
-  EXPECT_EQ(result->diff_id, store::DigestOf(tar));
+  EXPECT_EQ(result->diff_id, Sha256Digest(tar));
   EXPECT_EQ(ReadFile(Target("b")), "b");
 }
 
@@ -726,7 +727,7 @@ TEST_F(LayerTest, ReadsFromABlobReader) {
   absl::StatusOr<ApplyResult> result =
       ApplyLayer(*source, Compression::kZstd, target.get(), ApplyOptions{});
   ASSERT_THAT(result, IsOk());
-  EXPECT_EQ(result->diff_id, store::DigestOf(tar));
+  EXPECT_EQ(result->diff_id, Sha256Digest(tar));
   EXPECT_EQ(ReadFile(Target("f")), std::string(70000, 'z'));
 }
 
@@ -975,7 +976,7 @@ TEST_F(LayerTest, OverlayUpperRoundTrip) {
     std::string layer;
     absl::StatusOr<DiffResult> diff = Diff("", Path("a"), DiffMode::kOverlayUpper, c, &layer);
     ASSERT_THAT(diff, IsOk());
-    EXPECT_EQ(diff->digest, store::DigestOf(layer));
+    EXPECT_EQ(diff->digest, Sha256Digest(layer));
     EXPECT_EQ(diff->size, static_cast<int64_t>(layer.size()));
     std::string dir = Path(absl::StrCat("b/", static_cast<int>(c)));
     ASSERT_TRUE(MakeDir(dir));
@@ -1052,7 +1053,7 @@ TEST_F(LayerTest, CompareDiffFindsTheChanges) {
   absl::StatusOr<DiffResult> diff =
       Diff(Path("lower"), Path("upper"), DiffMode::kCompare, Compression::kNone, &tar);
   ASSERT_THAT(diff, IsOk());
-  EXPECT_EQ(diff->diff_id, store::DigestOf(tar));
+  EXPECT_EQ(diff->diff_id, Sha256Digest(tar));
   std::vector<ListedEntry> entries = ListTar(tar);
   EXPECT_THAT(Names(entries),
               ElementsAre("added", "added-link", "d/becomes-dir/", "d/becomes-dir/inner",

@@ -72,9 +72,6 @@
 
 namespace berth::store {
 
-// The digest of `data`, as the store would name it.
-std::string DigestOf(absl::string_view data);
-
 struct BlobInfo {
   std::string digest;
   int64_t size = 0;

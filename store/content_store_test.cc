@@ -17,6 +17,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/barrier.h"
 #include "base/log.h"
+#include "base/sha256.h"
 #include "base/status.h"
 #include "base/status_matchers.h"
 #include "base/temp_dir.h"
@@ -86,12 +87,12 @@ absl::StatusOr<std::string> ReadAll(ContentStore& store, absl::string_view diges
 absl::StatusOr<std::string> Ingest(ContentStore& store, absl::string_view ref,
                                    absl::string_view data, int chunks = 3) {
   BERTH_ASSIGN_OR_RETURN(std::unique_ptr<Writer> writer,
-                         store.OpenWriter(ref, data.size(), DigestOf(data)));
+                         store.OpenWriter(ref, data.size(), Sha256Digest(data)));
   size_t step = data.size() / chunks + 1;
   for (size_t at = 0; at < data.size(); at += step) {
     BERTH_RETURN_IF_ERROR(writer->Write(data.substr(at, step)));
   }
-  return writer->Commit(data.size(), DigestOf(data));
+  return writer->Commit(data.size(), Sha256Digest(data));
 }
 
 std::vector<std::string> Refs(ContentStore& store) {
@@ -167,7 +168,7 @@ const DigestCase kBadDigests[] = {
 
 TEST(ValidateDigest, AcceptsSha256WithLowercaseHex) {
   EXPECT_THAT(digest::Validate("sha256:" + kHex), IsOk());
-  EXPECT_THAT(digest::Validate(DigestOf("")), IsOk());
+  EXPECT_THAT(digest::Validate(Sha256Digest("")), IsOk());
 }
 
 TEST(ValidateDigest, RefusesEverythingElse) {
@@ -182,13 +183,6 @@ TEST(ValidateDigest, MessagesQuoteTheDigestAndNameUnsupportedAlgorithms) {
   EXPECT_EQ(digest::Validate("sha512:" + std::string(128, 'a')).message(),
             "unsupported digest algorithm \"sha512:" + std::string(128, 'a') + "\"");
   EXPECT_EQ(digest::Validate("a\0b"s).message(), "invalid digest \"a\\000b\"");
-}
-
-TEST(DigestOf, IsSha256) {
-  EXPECT_EQ(DigestOf("abc"),
-            "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-  EXPECT_EQ(DigestOf(""),
-            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 }
 
 TEST_F(ContentStoreTest, EveryCallRefusesBadDigestsAndTouchesNothing) {
@@ -214,7 +208,7 @@ TEST_F(ContentStoreTest, EveryCallRefusesBadDigestsAndTouchesNothing) {
 
 TEST_F(ContentStoreTest, WriteCommitReadRoundTrip) {
   const std::string data = Pattern(300000, 1);
-  const std::string digest = DigestOf(data);
+  const std::string digest = Sha256Digest(data);
   absl::StatusOr<std::unique_ptr<Writer>> writer = store_->OpenWriter("layer", data.size(), digest);
   ASSERT_THAT(writer, IsOk());
   ASSERT_THAT((*writer)->Write(data.substr(0, 1000)), IsOk());
@@ -246,13 +240,13 @@ TEST_F(ContentStoreTest, CreatesPrivateDirectories) {
 
 TEST_F(ContentStoreTest, EmptyBlob) {
   EXPECT_THAT(Ingest(*store_, "empty", ""), IsOk());
-  EXPECT_EQ(ReadAll(*store_, DigestOf("")).value_or("x"), "");
+  EXPECT_EQ(ReadAll(*store_, Sha256Digest("")).value_or("x"), "");
 }
 
 TEST_F(ContentStoreTest, ChunkedReadsAndTheirLimits) {
   const std::string data = Pattern((1 << 20) + 17, 2);
   ASSERT_THAT(Ingest(*store_, "r", data), IsOk());
-  const std::string digest = DigestOf(data);
+  const std::string digest = Sha256Digest(data);
   EXPECT_EQ(ReadAll(*store_, digest, 4096).value_or(""), data);
 
   absl::StatusOr<std::unique_ptr<BlobReader>> reader = store_->OpenReader(digest);
@@ -271,7 +265,7 @@ TEST_F(ContentStoreTest, ChunkedReadsAndTheirLimits) {
 }
 
 TEST_F(ContentStoreTest, MissingBlobIsNotFoundNamingIt) {
-  const std::string digest = DigestOf("never written");
+  const std::string digest = Sha256Digest("never written");
   EXPECT_THAT(store_->Info(digest), StatusIs(kNotFound));
   EXPECT_THAT(store_->OpenReader(digest), StatusIs(kNotFound));
   EXPECT_THAT(store_->Delete(digest), StatusIs(kNotFound));
@@ -292,8 +286,8 @@ struct MismatchCase {
 
 TEST_F(ContentStoreTest, MismatchIsFailedPreconditionAndTheIngestStaysForRetry) {
   const std::string data = "twelve bytes";
-  const std::string digest = DigestOf(data);
-  const std::string wrong = DigestOf("other");
+  const std::string digest = Sha256Digest(data);
+  const std::string wrong = Sha256Digest("other");
   const MismatchCase cases[] = {
       {"SizeAtCommit", 0, "", 13, "", {"unexpected size 12, expected 13"}},
       {"DigestAtCommit", 0, "", 0, wrong, {"unexpected digest " + digest, "expected " + wrong}},
@@ -321,11 +315,11 @@ TEST_F(ContentStoreTest, AfterAMismatchTheSameWriterCanRetry) {
   absl::StatusOr<std::unique_ptr<Writer>> writer = store_->OpenWriter("r", 0, "");
   ASSERT_THAT(writer, IsOk());
   ASSERT_THAT((*writer)->Write("the wrong bytes"), IsOk());
-  ASSERT_THAT((*writer)->Commit(data.size(), DigestOf(data)), StatusIs(kFailedPrecondition));
+  ASSERT_THAT((*writer)->Commit(data.size(), Sha256Digest(data)), StatusIs(kFailedPrecondition));
   ASSERT_THAT((*writer)->Truncate(0), IsOk());
   ASSERT_THAT((*writer)->Write(data), IsOk());
-  EXPECT_THAT((*writer)->Commit(data.size(), DigestOf(data)), IsOk());
-  EXPECT_EQ(ReadAll(*store_, DigestOf(data)).value_or(""), data);
+  EXPECT_THAT((*writer)->Commit(data.size(), Sha256Digest(data)), IsOk());
+  EXPECT_EQ(ReadAll(*store_, Sha256Digest(data)).value_or(""), data);
 }
 
 TEST_F(ContentStoreTest, AfterAMismatchANewWriterResumesAndCommits) {
@@ -334,20 +328,20 @@ TEST_F(ContentStoreTest, AfterAMismatchANewWriterResumesAndCommits) {
     absl::StatusOr<std::unique_ptr<Writer>> writer = store_->OpenWriter("r", 0, "");
     ASSERT_THAT(writer, IsOk());
     ASSERT_THAT((*writer)->Write(data.substr(0, 6)), IsOk());
-    ASSERT_THAT((*writer)->Commit(data.size(), DigestOf(data)), StatusIs(kFailedPrecondition));
+    ASSERT_THAT((*writer)->Commit(data.size(), Sha256Digest(data)), StatusIs(kFailedPrecondition));
   }
   absl::StatusOr<std::unique_ptr<Writer>> writer = store_->OpenWriter("r", 0, "");
   ASSERT_THAT(writer, IsOk());
   EXPECT_EQ((*writer)->Status().offset, 6);
   ASSERT_THAT((*writer)->Write(data.substr(6)), IsOk());
-  EXPECT_THAT((*writer)->Commit(data.size(), DigestOf(data)), IsOk());
+  EXPECT_THAT((*writer)->Commit(data.size(), Sha256Digest(data)), IsOk());
 }
 
 TEST_F(ContentStoreTest, CommitWithoutExpectationsNamesTheContent) {
   absl::StatusOr<std::unique_ptr<Writer>> writer = store_->OpenWriter("r", 0, "");
   ASSERT_THAT(writer, IsOk());
   ASSERT_THAT((*writer)->Write("abc"), IsOk());
-  EXPECT_EQ((*writer)->Commit(0, "").value_or(""), DigestOf("abc"));
+  EXPECT_EQ((*writer)->Commit(0, "").value_or(""), Sha256Digest("abc"));
 }
 
 TEST_F(ContentStoreTest, ASpentWriterRefusesEverything) {
@@ -376,10 +370,10 @@ TEST_F(ContentStoreTest, TruncateKeepsAPrefixAndItsDigest) {
   ASSERT_THAT((*writer)->Write("0123456789"), IsOk());
   ASSERT_THAT((*writer)->Truncate(4), IsOk());
   EXPECT_EQ((*writer)->Status().offset, 4);
-  EXPECT_EQ((*writer)->Digest(), DigestOf("0123"));
+  EXPECT_EQ((*writer)->Digest(), Sha256Digest("0123"));
   EXPECT_EQ(store_->Status("r").value_or(IngestStatus{}).offset, 4);
   ASSERT_THAT((*writer)->Write("xyz"), IsOk());
-  EXPECT_EQ((*writer)->Commit(7, DigestOf("0123xyz")).value_or(""), DigestOf("0123xyz"));
+  EXPECT_EQ((*writer)->Commit(7, Sha256Digest("0123xyz")).value_or(""), Sha256Digest("0123xyz"));
 }
 
 TEST_F(ContentStoreTest, TruncateOutsideTheDataIsInvalidAndChangesNothing) {
@@ -389,14 +383,14 @@ TEST_F(ContentStoreTest, TruncateOutsideTheDataIsInvalidAndChangesNothing) {
   EXPECT_THAT((*writer)->Truncate(-1), StatusIs(kInvalidArgument));
   EXPECT_THAT((*writer)->Truncate(5), StatusIs(kInvalidArgument));
   EXPECT_EQ((*writer)->Status().offset, 4);
-  EXPECT_EQ((*writer)->Digest(), DigestOf("0123"));
+  EXPECT_EQ((*writer)->Digest(), Sha256Digest("0123"));
 }
 
 // --- Resuming ---------------------------------------------------------------
 
 TEST_F(ContentStoreTest, ResumeAfterTheWriterIsClosed) {
   const std::string data = Pattern(3 << 20, 3);
-  const std::string digest = DigestOf(data);
+  const std::string digest = Sha256Digest(data);
   {
     absl::StatusOr<std::unique_ptr<Writer>> writer = store_->OpenWriter("r", data.size(), digest);
     ASSERT_THAT(writer, IsOk());
@@ -406,7 +400,7 @@ TEST_F(ContentStoreTest, ResumeAfterTheWriterIsClosed) {
   absl::StatusOr<std::unique_ptr<Writer>> writer = store_->OpenWriter("r", data.size(), digest);
   ASSERT_THAT(writer, IsOk());
   EXPECT_EQ((*writer)->Status().offset, 1234567);
-  EXPECT_EQ((*writer)->Digest(), DigestOf(data.substr(0, 1234567)));
+  EXPECT_EQ((*writer)->Digest(), Sha256Digest(data.substr(0, 1234567)));
   ASSERT_THAT((*writer)->Write(data.substr(1234567)), IsOk());
   EXPECT_THAT((*writer)->Commit(data.size(), digest), IsOk());
   EXPECT_EQ(ReadAll(*store_, digest).value_or(""), data);
@@ -414,7 +408,7 @@ TEST_F(ContentStoreTest, ResumeAfterTheWriterIsClosed) {
 
 TEST_F(ContentStoreTest, ResumeAfterARestart) {
   const std::string data = Pattern(100000, 4);
-  const std::string digest = DigestOf(data);
+  const std::string digest = Sha256Digest(data);
   absl::Time started;
   {
     absl::StatusOr<std::unique_ptr<Writer>> writer = store_->OpenWriter("r", data.size(), digest);
@@ -444,20 +438,20 @@ TEST_F(ContentStoreTest, ResumeAfterARestart) {
 }
 
 TEST_F(ContentStoreTest, ResumeMustAgreeWithWhatWasDeclared) {
-  const std::string digest = DigestOf("abc");
+  const std::string digest = Sha256Digest("abc");
   ASSERT_THAT(store_->OpenWriter("r", 3, digest), IsOk());
   EXPECT_THAT(store_->OpenWriter("r", 4, ""), StatusIs(kFailedPrecondition));
-  EXPECT_THAT(store_->OpenWriter("r", 0, DigestOf("abd")), StatusIs(kFailedPrecondition));
+  EXPECT_THAT(store_->OpenWriter("r", 0, Sha256Digest("abd")), StatusIs(kFailedPrecondition));
   EXPECT_THAT(store_->OpenWriter("r", 3, digest), IsOk());
 }
 
 TEST_F(ContentStoreTest, ResumeRecordsWhatWasNotDeclaredBefore) {
   ASSERT_THAT(store_->OpenWriter("r", 0, ""), IsOk());
-  ASSERT_THAT(store_->OpenWriter("r", 3, DigestOf("abc")), IsOk());
+  ASSERT_THAT(store_->OpenWriter("r", 3, Sha256Digest("abc")), IsOk());
   absl::StatusOr<IngestStatus> status = store_->Status("r");
   ASSERT_THAT(status, IsOk());
   EXPECT_EQ(status->total, 3);
-  EXPECT_EQ(status->expected, DigestOf("abc"));
+  EXPECT_EQ(status->expected, Sha256Digest("abc"));
 }
 
 TEST_F(ContentStoreTest, ADamagedIngestStartsOver) {
@@ -595,15 +589,15 @@ TEST_F(ContentStoreTest, CommittingExistingContentIsAlreadyExistsAndRemovesTheIn
   absl::StatusOr<std::unique_ptr<Writer>> writer = store_->OpenWriter("second", 0, "");
   ASSERT_THAT(writer, IsOk());
   ASSERT_THAT((*writer)->Write("same bytes"), IsOk());
-  EXPECT_THAT((*writer)->Commit(0, DigestOf("same bytes")), StatusIs(kAlreadyExists));
+  EXPECT_THAT((*writer)->Commit(0, Sha256Digest("same bytes")), StatusIs(kAlreadyExists));
   EXPECT_THAT(store_->Status("second"), StatusIs(kNotFound));
   EXPECT_THAT((*writer)->Write("more"), StatusIs(kFailedPrecondition));
-  EXPECT_THAT(Blobs(*store_), ElementsAre(DigestOf("same bytes")));
+  EXPECT_THAT(Blobs(*store_), ElementsAre(Sha256Digest("same bytes")));
 }
 
 TEST_F(ContentStoreTest, OpeningAWriterForExistingContentIsAlreadyExists) {
   ASSERT_THAT(Ingest(*store_, "first", "same bytes"), IsOk());
-  EXPECT_THAT(store_->OpenWriter("second", 10, DigestOf("same bytes")), StatusIs(kAlreadyExists));
+  EXPECT_THAT(store_->OpenWriter("second", 10, Sha256Digest("same bytes")), StatusIs(kAlreadyExists));
   EXPECT_THAT(Refs(*store_), IsEmpty());
   EXPECT_THAT(store_->OpenWriter("second", 0, ""), IsOk()) << "the ref was not left locked";
 }
@@ -621,16 +615,16 @@ TEST_F(ContentStoreTest, IdenticalContentRacedUnderManyRefsIsOneBlob) {
       absl::Status status = writer.status();
       if (status.ok()) status = (*writer)->Write(data);
       if (ready->Block()) delete ready;
-      if (status.ok()) status = (*writer)->Commit(data.size(), DigestOf(data)).status();
+      if (status.ok()) status = (*writer)->Commit(data.size(), Sha256Digest(data)).status();
       codes[i] = status.code();
     });
   }
   for (std::thread& t : threads) t.join();
   EXPECT_EQ(std::count(codes.begin(), codes.end(), absl::StatusCode::kOk), 1);
   EXPECT_EQ(std::count(codes.begin(), codes.end(), kAlreadyExists), kThreads - 1);
-  EXPECT_THAT(Blobs(*store_), ElementsAre(DigestOf(data)));
+  EXPECT_THAT(Blobs(*store_), ElementsAre(Sha256Digest(data)));
   EXPECT_THAT(Refs(*store_), IsEmpty());
-  EXPECT_EQ(ReadAll(*store_, DigestOf(data)).value_or(""), data);
+  EXPECT_EQ(ReadAll(*store_, Sha256Digest(data)).value_or(""), data);
 }
 
 // --- Walk and Delete --------------------------------------------------------
@@ -640,7 +634,7 @@ TEST_F(ContentStoreTest, WalkListsEveryBlobAndSkipsStrangers) {
   for (int i = 0; i < 3; ++i) {
     std::string data = Pattern(1000 + i, 10 + i);
     ASSERT_THAT(Ingest(*store_, absl::StrCat("r", i), data), IsOk());
-    digests.push_back(DigestOf(data));
+    digests.push_back(Sha256Digest(data));
   }
   FILE* f = fopen((root_ + "/blobs/sha256/not-a-digest").c_str(), "w");
   ASSERT_NE(f, nullptr);
@@ -671,7 +665,7 @@ TEST_F(ContentStoreTest, WalkStopsAtTheFirstErrorAndReturnsIt) {
 
 TEST_F(ContentStoreTest, DeleteRemovesTheBlobButNotOpenReaders) {
   const std::string data = Pattern(10000, 6);
-  const std::string digest = DigestOf(data);
+  const std::string digest = Sha256Digest(data);
   ASSERT_THAT(Ingest(*store_, "r", data), IsOk());
   absl::StatusOr<std::unique_ptr<BlobReader>> reader = store_->OpenReader(digest);
   ASSERT_THAT(reader, IsOk());
@@ -690,7 +684,7 @@ TEST_F(ContentStoreTest, DeleteRemovesTheBlobButNotOpenReaders) {
 
 TEST_F(ContentStoreTest, DiskFullIsResourceExhaustedAndTheIngestResumesWhenSpaceReturns) {
   const std::string data = Pattern(4 << 20, 7);
-  const std::string digest = DigestOf(data);
+  const std::string digest = Sha256Digest(data);
   absl::StatusOr<std::unique_ptr<Writer>> writer = store_->OpenWriter("r", data.size(), digest);
   ASSERT_THAT(writer, IsOk());
   env_.SetFreeSpace(1 << 20);
@@ -700,7 +694,7 @@ TEST_F(ContentStoreTest, DiskFullIsResourceExhaustedAndTheIngestResumesWhenSpace
 
   // Consistent: the part that fit is accounted for, and nothing is committed.
   EXPECT_EQ((*writer)->Status().offset, 1 << 20);
-  EXPECT_EQ((*writer)->Digest(), DigestOf(data.substr(0, 1 << 20)));
+  EXPECT_EQ((*writer)->Digest(), Sha256Digest(data.substr(0, 1 << 20)));
   EXPECT_EQ(store_->Status("r").value_or(IngestStatus{}).offset, 1 << 20);
   EXPECT_THAT((*writer)->Write("more"), StatusIs(kResourceExhausted));
   EXPECT_THAT((*writer)->Commit(data.size(), digest), StatusIs(kFailedPrecondition));
@@ -721,7 +715,7 @@ TEST_F(ContentStoreTest, DiskFullIsResourceExhaustedAndTheIngestResumesWhenSpace
 TEST_F(ContentStoreTest, DiskFullWhileOpeningLeavesNoIngest) {
   for (int64_t free_bytes : {0, 1, 4}) {
     env_.SetFreeSpace(free_bytes);
-    EXPECT_THAT(store_->OpenWriter("r", 10, DigestOf("0123456789")), StatusIs(kResourceExhausted))
+    EXPECT_THAT(store_->OpenWriter("r", 10, Sha256Digest("0123456789")), StatusIs(kResourceExhausted))
         << free_bytes << " bytes free";
     EXPECT_THAT(Tree(root_ + "/ingest"), IsEmpty()) << free_bytes << " bytes free";
   }
@@ -738,12 +732,12 @@ void ExpectConsistentAfterCrash(ContentStore& store, const std::vector<std::stri
   for (const std::string& digest : acknowledged) {
     absl::StatusOr<std::string> data = ReadAll(store, digest);
     ASSERT_THAT(data, IsOk()) << digest << " was acknowledged";
-    EXPECT_EQ(DigestOf(*data), digest);
+    EXPECT_EQ(Sha256Digest(*data), digest);
   }
   for (const std::string& digest : Blobs(store)) {
     absl::StatusOr<std::string> data = ReadAll(store, digest);
     ASSERT_THAT(data, IsOk());
-    EXPECT_EQ(DigestOf(*data), digest) << "a torn blob";
+    EXPECT_EQ(Sha256Digest(*data), digest) << "a torn blob";
   }
 }
 
@@ -773,9 +767,9 @@ TEST_F(ContentStoreTest, CommittedBlobsSurvivePowerLoss) {
   ASSERT_THAT(writer, IsOk());
   int64_t offset = (*writer)->Status().offset;
   EXPECT_LT(offset, 30000);
-  EXPECT_EQ((*writer)->Digest(), DigestOf(partial.substr(0, offset)));
+  EXPECT_EQ((*writer)->Digest(), Sha256Digest(partial.substr(0, offset)));
   ASSERT_THAT((*writer)->Write(absl::string_view(partial).substr(offset)), IsOk());
-  EXPECT_THAT((*writer)->Commit(partial.size(), DigestOf(partial)), IsOk());
+  EXPECT_THAT((*writer)->Commit(partial.size(), Sha256Digest(partial)), IsOk());
 }
 
 // What a client does: ingest a few blobs, leave one half-written, abort one.
@@ -837,9 +831,9 @@ TEST(ContentStoreCrash, PowerLossAtEveryStepKeepsEveryAcknowledgedBlob) {
       ASSERT_THAT(writer, IsOk()) << status.ref;
       int64_t offset = (*writer)->Status().offset;
       ASSERT_LE(offset, static_cast<int64_t>(data.size())) << status.ref;
-      EXPECT_EQ((*writer)->Digest(), DigestOf(data.substr(0, offset))) << status.ref;
+      EXPECT_EQ((*writer)->Digest(), Sha256Digest(data.substr(0, offset))) << status.ref;
       ASSERT_THAT((*writer)->Write(absl::string_view(data).substr(offset)), IsOk());
-      absl::Status commit = (*writer)->Commit(data.size(), DigestOf(data)).status();
+      absl::Status commit = (*writer)->Commit(data.size(), Sha256Digest(data)).status();
       EXPECT_TRUE(commit.ok() || absl::IsAlreadyExists(commit)) << commit;
     }
   }
@@ -862,7 +856,7 @@ TEST_F(ContentStoreTest, ConcurrentWritersOnDifferentRefs) {
   std::vector<std::string> digests;
   for (int i = 0; i < kThreads; ++i) {
     EXPECT_THAT(results[i], IsOk()) << i;
-    digests.push_back(DigestOf(contents[i]));
+    digests.push_back(Sha256Digest(contents[i]));
     EXPECT_EQ(ReadAll(*store_, digests.back()).value_or(""), contents[i]) << i;
   }
   EXPECT_THAT(Blobs(*store_), UnorderedElementsAreArray(digests));

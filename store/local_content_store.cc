@@ -10,7 +10,6 @@
 // so an ingest directory is either complete or absent; a killed OpenWriter
 // leaves only a `.tmp-` directory, which Open and the next OpenWriter on the
 // same ref remove.
-#include <openssl/evp.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -27,6 +26,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "base/log.h"
+#include "base/sha256.h"
 #include "base/status.h"
 #include "base/strings.h"
 #include "store/content_store.h"
@@ -37,52 +37,6 @@ namespace {
 constexpr absl::string_view kTmpPrefix = ".tmp-";
 // Large enough that re-hashing a resumed ingest runs at disk speed.
 constexpr size_t kHashChunk = 1 << 20;
-
-// Running SHA-256 over OpenSSL's EVP interface.
-class Sha256 {
- public:
-  Sha256() : ctx_(EVP_MD_CTX_new()) {
-    if (ctx_ == nullptr || EVP_DigestInit_ex(ctx_.get(), Algorithm(), nullptr) != 1) Die();
-  }
-
-  void Update(absl::string_view data) {
-    if (EVP_DigestUpdate(ctx_.get(), data.data(), data.size()) != 1) Die();
-  }
-
-  // The hex digest of everything so far; the running state is unchanged.
-  std::string Hex() const {
-    std::unique_ptr<EVP_MD_CTX, Free> copy(EVP_MD_CTX_new());
-    unsigned char out[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    if (copy == nullptr || EVP_MD_CTX_copy_ex(copy.get(), ctx_.get()) != 1 ||
-        EVP_DigestFinal_ex(copy.get(), out, &len) != 1) {
-      Die();
-    }
-    return absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(out), len));
-  }
-
-  std::string Digest() const { return absl::StrCat(digest::kSha256Prefix, Hex()); }
-
- private:
-  struct Free {
-    void operator()(EVP_MD_CTX* ctx) const { EVP_MD_CTX_free(ctx); }
-  };
-
-  // Fetched once: OpenSSL 3 would otherwise look the algorithm up in its
-  // provider tables at every init.
-  static const EVP_MD* Algorithm() {
-    static const EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-    return md;
-  }
-
-  // Only allocation failure gets here; like std::bad_alloc, not recoverable.
-  [[noreturn]] static void Die() {
-    log::Error("OpenSSL SHA-256 failed");
-    std::abort();
-  }
-
-  std::unique_ptr<EVP_MD_CTX, Free> ctx_;
-};
 
 std::string TimestampText(absl::Time t) {
   return absl::FormatTime(absl::RFC3339_full, t, absl::UTCTimeZone());
@@ -617,12 +571,6 @@ absl::StatusOr<std::string> LocalWriter::Commit(int64_t size, absl::string_view 
 }
 
 }  // namespace
-
-std::string DigestOf(absl::string_view data) {
-  Sha256 hash;
-  hash.Update(data);
-  return hash.Digest();
-}
 
 absl::StatusOr<std::unique_ptr<ContentStore>> ContentStore::Open(const std::string& root,
                                                                  Env* env) {
