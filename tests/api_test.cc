@@ -5,6 +5,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <fstream>
 
@@ -820,7 +821,7 @@ TEST_P(ApiTest, CtrImagesImportsADockerSaveArchive) {
 TEST_P(ApiTest, CtrImagesImportOfABrokenLayerLeavesNoSnapshot) {
   TempDir dir;
   const std::string archive = dir.path() + "/broken.tar";
-  CommandResult r = RunCommand({"env", "TRUNCATE_LAYER=1", RunfilePath("tests/make-image-archive.sh"),
+  CommandResult r = RunCommand({"env", "BREAK=truncate", RunfilePath("tests/make-image-archive.sh"),
                                 "oci", archive, "docker.io/library/broken:latest"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   r = Ctr({"images", "import", archive});
@@ -836,6 +837,114 @@ TEST_P(ApiTest, CtrImagesImportOfABrokenLayerLeavesNoSnapshot) {
             0);
   r = Ctr({"images", "import", good});
   EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+// Archives whose images cannot be unpacked: each import fails naming what
+// is wrong, leaves no committed snapshot and no mount, and a good image
+// imports after them all.
+TEST_P(ApiTest, CtrImagesImportOfBadArchivesFailsNamingTheProblem) {
+  TempDir dir;
+  struct Case {
+    std::string brk;
+    std::string error;  // in ctr's message, whichever daemon answers
+  };
+  const std::vector<Case> cases = {
+      {"missing", "not found"},  // the manifest names a layer the archive lacks
+      {"digest", "not found"},   // a blob whose bytes are not its name: never stored
+      {"json", "JSON"},          // a config that is not JSON
+      {"media", "application/vnd.example.unknown.layer"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.brk);
+    const std::string archive = dir.path() + "/" + c.brk + ".tar";
+    CommandResult r = RunCommand({"env", "BREAK=" + c.brk, RunfilePath("tests/make-image-archive.sh"),
+                                  "oci", archive, "docker.io/library/" + c.brk + ":latest"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    r = Ctr({"images", "import", archive});
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_THAT(r.err, HasSubstr(c.error));
+    EXPECT_EQ(Ctr({"snapshots", "ls"}).out.find("Committed"), std::string::npos);
+    EXPECT_THAT(RunCommand({"findmnt", "-rn", "-o", "TARGET"}).out, Not(HasSubstr(daemon_.root())));
+  }
+  const std::string good = dir.path() + "/good.tar";
+  ASSERT_EQ(RunCommand({RunfilePath("tests/make-image-archive.sh"), "oci", good,
+                        "docker.io/library/busybox:latest"})
+                .exit_code,
+            0);
+  CommandResult r = Ctr({"images", "import", good});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(Ctr({"images", "check"}).out, ContainsRegex("busybox.*complete \\(2/2\\).* true"));
+}
+
+// Writes an uncompressed tar at `path` with python3's tarfile, which writes
+// names as given: `entries` is a Python list of (name, type, data or link).
+CommandResult WriteTar(const std::string& path, const std::string& entries) {
+  return RunCommand(
+      {"python3", "-c",
+       absl::StrCat("import io, tarfile\n"
+                    "with tarfile.open('", path, "', 'w', format=tarfile.GNU_FORMAT) as t:\n"
+                    "  for name, kind, x in ", entries, ":\n"
+                    "    i = tarfile.TarInfo(name); i.type = kind; i.mode = 0o644\n"
+                    "    if kind == tarfile.REGTYPE:\n"
+                    "      i.size = len(x); t.addfile(i, io.BytesIO(x))\n"
+                    "    else:\n"
+                    "      i.linkname = x; t.addfile(i)\n")});
+}
+
+// A layer that tries to write outside the snapshot: `..` and absolute
+// names, and files written through symlinks it plants (absolute, and
+// relative with too many `..`). Everything lands inside the snapshot, as
+// if it were `/`; the directory the symlinks name stays empty. A hard link
+// to a file outside fails the import, naming the entry.
+TEST_P(ApiTest, CtrImagesImportKeepsEscapingEntriesInside) {
+  TempDir dir;
+  const std::string outside = dir.path() + "/outside";
+  ASSERT_EQ(::mkdir(outside.c_str(), 0755), 0);
+  const std::string climb = absl::StrJoin(std::vector<std::string>(20, ".."), "/");
+  const std::string layer = dir.path() + "/evil-layer.tar";
+  CommandResult r = WriteTar(
+      layer, absl::StrCat("[('../dotdot', tarfile.REGTYPE, b'dotdot'),"
+                          " ('/absolute', tarfile.REGTYPE, b'absolute'),"
+                          " ('evil', tarfile.SYMTYPE, '", outside, "'),"
+                          " ('evil/pwned', tarfile.REGTYPE, b'pwned'),"
+                          " ('up', tarfile.SYMTYPE, '", climb, outside, "'),"
+                          " ('up/pwned2', tarfile.REGTYPE, b'pwned2')]"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string archive = dir.path() + "/evil.tar";
+  r = RunCommand({"env", "LAYER_TAR=" + layer, RunfilePath("tests/make-image-archive.sh"), "oci",
+                  archive, "docker.io/library/evil:latest"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = Ctr({"images", "import", archive});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(RunCommand({"ls", "-A", outside}).out, "");
+
+  std::string committed;
+  for (absl::string_view line : absl::StrSplit(Ctr({"snapshots", "ls"}).out, '\n')) {
+    if (absl::StrContains(line, "Committed")) committed = std::string(line.substr(0, line.find(' ')));
+  }
+  ASSERT_EQ(Ctr({"snapshots", "view", "look", committed}).exit_code, 0);
+  r = Ctr({"snapshots", "mounts", dir.path() + "/mnt", "look"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = InMountedSnapshot(r.out, dir.path() + "/mnt",
+                        absl::StrCat("cd $T && cat dotdot absolute .", outside, "/pwned .", outside,
+                                     "/pwned2 && readlink evil"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, absl::StrCat("dotdotabsolutepwnedpwned2", outside, "\n"));
+
+  const std::string link_layer = dir.path() + "/link-layer.tar";
+  ASSERT_EQ(WriteTar(link_layer, absl::StrCat("[('stolen', tarfile.LNKTYPE, '", climb,
+                                              "/etc/passwd')]"))
+                .exit_code,
+            0);
+  const std::string link_archive = dir.path() + "/link.tar";
+  ASSERT_EQ(RunCommand({"env", "LAYER_TAR=" + link_layer, RunfilePath("tests/make-image-archive.sh"),
+                        "oci", link_archive, "docker.io/library/link:latest"})
+                .exit_code,
+            0);
+  r = Ctr({"images", "import", link_archive});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr("stolen"));
+  EXPECT_THAT(RunCommand({"findmnt", "-rn", "-o", "TARGET"}).out, Not(HasSubstr(daemon_.root())));
 }
 
 }  // namespace

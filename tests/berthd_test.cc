@@ -210,6 +210,20 @@ TEST_F(BerthdTest, NamespaceAndEventErrorsAreStricterThanContainerd) {
   EXPECT_THAT(r.err, HasSubstr("code = InvalidArgument"));
 }
 
+// A layer of an unknown media type is InvalidArgument, naming the type;
+// containerd 1.6 says Unknown ("no processor for media-type").
+TEST_F(BerthdTest, UnknownLayerMediaTypeIsInvalidArgument) {
+  TempDir dir;
+  const std::string archive = dir.path() + "/media.tar";
+  CommandResult r = RunCommand({"env", "BREAK=media", RunfilePath("tests/make-image-archive.sh"),
+                                "oci", archive, "docker.io/library/media:latest"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = Ctr({"images", "import", archive});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr("unsupported layer media type \"application/vnd.example.unknown.layer\": "
+                               "invalid argument"));
+}
+
 TEST_F(BerthdTest, CollectionAbortsTheIngestsOfAnExpiredLease) {
   ASSERT_EQ(Ctr({"leases", "create", "--id", "brief", "--expires", "1s"}).exit_code, 0);
   ASSERT_EQ(Ctr({"leases", "create", "--id", "lasting"}).exit_code, 0);

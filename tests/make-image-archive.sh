@@ -5,19 +5,32 @@
 # Debian's busybox-static as /bin/busybox with /bin/sh linking to it:
 #  - oci: an OCI image layout — a gzip layer, config, manifest, and
 #    index.json naming the image (the io.containerd.image.name annotation
-#    `ctr images import` reads); prints the manifest's digest
-#    (TRUNCATE_LAYER=1 cuts the gzip layer in half);
+#    `ctr images import` reads); prints the manifest's digest;
 #  - docker: what `docker save` writes — manifest.json with RepoTags, the
 #    config, and <id>/layer.tar uncompressed; prints the layer's diff ID.
+#
+# For the oci format, to test what bad input does:
+#   LAYER_TAR=FILE  the layer is FILE (an uncompressed tar) instead;
+#   BREAK=truncate  the gzip layer is cut in half (its digest still names
+#                   the bytes stored), so only unpacking finds it broken;
+#   BREAK=missing   the manifest names a layer the archive does not hold;
+#   BREAK=digest    the layer is stored under a digest its bytes do not have;
+#   BREAK=json      the config is not JSON;
+#   BREAK=media     the layer has a media type nobody knows.
 set -eu
 format=$1 out=$2 name=$3
+brk=${BREAK:-}
 work=$(mktemp -d /tmp/berth-oci-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
 mkdir -p "$work/root/bin" "$work/layout/blobs/sha256"
 cp /bin/busybox "$work/root/bin/busybox"
 ln -s busybox "$work/root/bin/sh"
-tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$work/root" -cf "$work/layer.tar" bin
+if [ -n "${LAYER_TAR:-}" ]; then
+  cp "$LAYER_TAR" "$work/layer.tar"
+else
+  tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$work/root" -cf "$work/layer.tar" bin
+fi
 diff_id=$(sha256sum "$work/layer.tar" | cut -c1-64)
 config_json=$(printf '{"architecture":"amd64","os":"linux","config":{"Cmd":["/bin/sh"]},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' "$diff_id")
 
@@ -35,9 +48,7 @@ if [ "$format" = docker ]; then
   exit 0
 fi
 gzip -n -c "$work/layer.tar" >"$work/layer.tar.gz"
-# TRUNCATE_LAYER=1: the gzip layer is cut in half (its digest still names
-# the bytes stored), so only unpacking finds it broken.
-if [ "${TRUNCATE_LAYER:-0}" = 1 ]; then
+if [ "$brk" = truncate ]; then
   head -c "$(($(stat -c %s "$work/layer.tar.gz") / 2))" "$work/layer.tar.gz" >"$work/cut.gz"
   mv "$work/cut.gz" "$work/layer.tar.gz"
 fi
@@ -48,10 +59,20 @@ blob() {  # blob FILE: stores FILE as a blob, prints "digest size"
   echo "$d $(stat -c %s "$1")"
 }
 set -- $(blob "$work/layer.tar.gz"); layer=$1 layer_size=$2
+layer_media=application/vnd.oci.image.layer.v1.tar+gzip
+case $brk in
+  missing) rm "$work/layout/blobs/sha256/$layer" ;;
+  digest)  # the digest of other bytes, of the same size
+    mv "$work/layout/blobs/sha256/$layer" "$work/layer.bin"
+    layer=$(printf 'other' | sha256sum | cut -c1-64)
+    cp "$work/layer.bin" "$work/layout/blobs/sha256/$layer" ;;
+  json) config_json='{"architecture": "amd64", "os": "linux", "rootfs": ' ;;
+  media) layer_media=application/vnd.example.unknown.layer ;;
+esac
 printf '%s' "$config_json" >"$work/config.json"
 set -- $(blob "$work/config.json"); config=$1 config_size=$2
-printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:%s","size":%s}]}' \
-  "$config" "$config_size" "$layer" "$layer_size" >"$work/manifest.json"
+printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"%s","digest":"sha256:%s","size":%s}]}' \
+  "$config" "$config_size" "$layer_media" "$layer" "$layer_size" >"$work/manifest.json"
 set -- $(blob "$work/manifest.json"); manifest=$1 manifest_size=$2
 printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"annotations":{"io.containerd.image.name":"%s","org.opencontainers.image.ref.name":"latest"},"platform":{"architecture":"amd64","os":"linux"}}]}' \
   "$manifest" "$manifest_size" "$name" >"$work/layout/index.json"
