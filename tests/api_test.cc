@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include "absl/strings/match.h"
@@ -814,6 +815,55 @@ TEST_P(ApiTest, CtrImagesImportsADockerSaveArchive) {
   r = InMountedSnapshot(r.out, dir.path() + "/mnt", "cmp $T/bin/busybox /bin/busybox && readlink $T/bin/sh");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "busybox\n");
+}
+
+// An image index of two platforms (linux/amd64 and linux/arm64/v8): a plain
+// import takes and unpacks the host's platform alone, so exporting every
+// platform fails naming the missing arm64 blob; `--all-platforms` takes both
+// platforms' content (unpacking still only the host's), and then exports
+// every platform.
+TEST_P(ApiTest, CtrImagesImportOfAMultiPlatformIndex) {
+  TempDir dir;
+  const std::string archive = dir.path() + "/multi.tar";
+  CommandResult r = RunCommand({"env", "ARM64=1", RunfilePath("tests/make-image-archive.sh"), "oci",
+                                archive, "docker.io/library/multi:latest"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string index(absl::StripTrailingAsciiWhitespace(r.out));
+  // After a collection: the import also writes an index of what it took,
+  // which nothing holds once its lease goes (containerd collects it later).
+  auto content_count = [&](const std::string& ns) {
+    Ctr({"-n", ns, "leases", "create", "--id", "collect"});
+    Ctr({"-n", ns, "leases", "rm", "--sync", "collect"});
+    std::string out = Ctr({"-n", ns, "content", "ls", "-q"}).out;
+    return std::count(out.begin(), out.end(), '\n');
+  };
+
+  r = Ctr({"-n", "host", "images", "import", archive});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = Ctr({"-n", "host", "images", "ls"});
+  EXPECT_THAT(r.out, HasSubstr("application/vnd.oci.image.index.v1+json"));
+  EXPECT_THAT(r.out, HasSubstr(index));
+  EXPECT_THAT(Ctr({"-n", "host", "images", "check"}).out, ContainsRegex("complete \\(2/2\\).* true"));
+  EXPECT_EQ(content_count("host"), 4) << "index, and the amd64 manifest, config and layer";
+  r = Ctr({"-n", "host", "images", "export", "--all-platforms", dir.path() + "/all.tar",
+           "docker.io/library/multi:latest"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr("not found"));
+  r = Ctr({"-n", "host", "images", "export", dir.path() + "/host.tar", "docker.io/library/multi:latest"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+
+  r = Ctr({"-n", "every", "images", "import", "--all-platforms", archive});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(content_count("every"), 7) << "and the arm64 manifest, config and layer";
+  r = Ctr({"-n", "every", "snapshots", "ls"});
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 2) << "a header and the amd64 layer:\n" << r.out;
+  r = Ctr({"-n", "every", "images", "export", "--all-platforms", dir.path() + "/all.tar",
+           "docker.io/library/multi:latest"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = RunCommand({"tar", "tf", dir.path() + "/all.tar"});
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 7 + 5) << "7 blobs, index.json, oci-layout, "
+                                                                    "manifest.json and two directories:\n"
+                                                                 << r.out;
 }
 
 // A layer whose stored bytes are a truncated gzip stream: the import fails

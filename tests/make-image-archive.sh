@@ -17,6 +17,9 @@
 #   BREAK=digest    the layer is stored under a digest its bytes do not have;
 #   BREAK=json      the config is not JSON;
 #   BREAK=media     the layer has a media type nobody knows.
+# ARM64=1 makes the image an index of two platforms: linux/amd64 as above,
+# and linux/arm64/v8 whose one layer holds a file /arch reading "arm64";
+# the index's digest is printed.
 set -eu
 format=$1 out=$2 name=$3
 brk=${BREAK:-}
@@ -74,8 +77,27 @@ set -- $(blob "$work/config.json"); config=$1 config_size=$2
 printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"%s","digest":"sha256:%s","size":%s}]}' \
   "$config" "$config_size" "$layer_media" "$layer" "$layer_size" >"$work/manifest.json"
 set -- $(blob "$work/manifest.json"); manifest=$1 manifest_size=$2
-printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"annotations":{"io.containerd.image.name":"%s","org.opencontainers.image.ref.name":"latest"},"platform":{"architecture":"amd64","os":"linux"}}]}' \
-  "$manifest" "$manifest_size" "$name" >"$work/layout/index.json"
+top_media=application/vnd.oci.image.manifest.v1+json top=$manifest top_size=$manifest_size
+if [ "${ARM64:-0}" = 1 ]; then
+  mkdir -p "$work/arm"
+  printf 'arm64' >"$work/arm/arch"
+  tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$work/arm" -cf "$work/arm.tar" arch
+  arm_diff=$(sha256sum "$work/arm.tar" | cut -c1-64)
+  gzip -n -c "$work/arm.tar" >"$work/arm.tar.gz"
+  set -- $(blob "$work/arm.tar.gz"); arm_layer=$1 arm_layer_size=$2
+  printf '{"architecture":"arm64","variant":"v8","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
+    "$arm_diff" >"$work/arm-config.json"
+  set -- $(blob "$work/arm-config.json"); arm_config=$1 arm_config_size=$2
+  printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:%s","size":%s}]}' \
+    "$arm_config" "$arm_config_size" "$arm_layer" "$arm_layer_size" >"$work/arm-manifest.json"
+  set -- $(blob "$work/arm-manifest.json"); arm_manifest=$1 arm_manifest_size=$2
+  printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"platform":{"architecture":"amd64","os":"linux"}},{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"platform":{"architecture":"arm64","os":"linux","variant":"v8"}}]}' \
+    "$manifest" "$manifest_size" "$arm_manifest" "$arm_manifest_size" >"$work/image-index.json"
+  set -- $(blob "$work/image-index.json"); top=$1 top_size=$2
+  top_media=application/vnd.oci.image.index.v1+json
+fi
+printf '{"schemaVersion":2,"manifests":[{"mediaType":"%s","digest":"sha256:%s","size":%s,"annotations":{"io.containerd.image.name":"%s","org.opencontainers.image.ref.name":"latest"}}]}' \
+  "$top_media" "$top" "$top_size" "$name" >"$work/layout/index.json"
 printf '{"imageLayoutVersion":"1.0.0"}' >"$work/layout/oci-layout"
 tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$work/layout" -cf "$out" oci-layout index.json blobs
-echo "sha256:$manifest"
+echo "sha256:$top"
