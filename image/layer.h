@@ -71,6 +71,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "snapshotter/snapshotter.h"
 #include "store/content_store.h"
 
 namespace berth::image {
@@ -176,6 +177,15 @@ struct ApplyResult {
 //  - I/O errors by errno (ResourceExhausted for ENOSPC …), naming the entry.
 absl::StatusOr<ApplyResult> ApplyLayer(ByteSource& compressed, Compression compression,
                                        int target_dirfd, const ApplyOptions& options);
+
+// ApplyLayer onto what a snapshot's `mounts` show, as the Diff service's
+// Apply does (MountedTree picks the directory): into a single overlay
+// mount's upperdir with overlay whiteouts and its lowerdirs as
+// lower_dirfds, into a bind mount's source or a mount of them all (under
+// `scratch`) with whiteouts that delete. Nothing stays mounted.
+absl::StatusOr<ApplyResult> ApplyLayerToMounts(ByteSource& compressed, Compression compression,
+                                               const std::vector<snapshotter::Mount>& mounts,
+                                               const std::string& scratch);
 
 enum class DiffMode {
   // `upper` is an overlayfs upperdir over `lower` (which is not read; pass

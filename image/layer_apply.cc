@@ -33,6 +33,7 @@
 #include "base/strings.h"
 #include "base/unique_fd.h"
 #include "image/layer.h"
+#include "snapshotter/mount.h"
 #include "image/layer_fs.h"
 #include "image/layer_stream.h"
 
@@ -640,6 +641,18 @@ absl::StatusOr<ApplyResult> ApplyLayer(ByteSource& compressed, Compression compr
   Applier applier(target_dirfd, options);
   BERTH_RETURN_IF_ERROR(applier.Run(reader));
   return ApplyResult{reader.Digest(), reader.size()};
+}
+
+absl::StatusOr<ApplyResult> ApplyLayerToMounts(ByteSource& compressed, Compression compression,
+                                               const std::vector<snapshotter::Mount>& mounts,
+                                               const std::string& scratch) {
+  BERTH_ASSIGN_OR_RETURN(std::unique_ptr<snapshotter::MountedTree> tree,
+                         snapshotter::MountedTree::Open(mounts, scratch, /*prefer_upper=*/true));
+  ApplyOptions options;
+  options.whiteouts =
+      tree->overlay_upper() ? ApplyOptions::Whiteouts::kOverlay : ApplyOptions::Whiteouts::kDelete;
+  options.lower_dirfds = tree->lower_fds();
+  return ApplyLayer(compressed, compression, tree->dir(), options);
 }
 
 }  // namespace berth::image

@@ -1,10 +1,13 @@
 #include "snapshotter/mount.h"
 
+#include <fcntl.h>
 #include <sched.h>
+#include <stdlib.h>
 #include <sys/mount.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <optional>
 #include <thread>
 #include <utility>
 
@@ -225,6 +228,71 @@ absl::StatusOr<MountGuard> MountAll(absl::Span<const Mount> mounts, const std::s
     BERTH_RETURN_IF_ERROR(MountOne(mount, path, guard.targets_));
   }
   return guard;
+}
+
+namespace {
+
+absl::StatusOr<UniqueFd> OpenDirectory(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoStatus("open", path);
+  return fd;
+}
+
+// The value of overlay option `name=` in `mount`, if present.
+std::optional<std::string> OverlayOption(const Mount& mount, absl::string_view name) {
+  const std::string prefix = absl::StrCat(name, "=");
+  for (const std::string& option : mount.options) {
+    if (absl::StartsWith(option, prefix)) return option.substr(prefix.size());
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<MountedTree>> MountedTree::Open(const std::vector<Mount>& mounts,
+                                                               const std::string& scratch,
+                                                               bool prefer_upper) {
+  auto tree = std::unique_ptr<MountedTree>(new MountedTree());
+  if (mounts.empty()) return absl::InvalidArgumentError("no mounts given");
+  if (mounts.size() == 1 && mounts[0].type == "overlay" && prefer_upper) {
+    std::optional<std::string> upper = OverlayOption(mounts[0], "upperdir");
+    if (upper.has_value()) {
+      BERTH_ASSIGN_OR_RETURN(tree->dir_, OpenDirectory(*upper));
+      tree->overlay_upper_ = true;
+      if (std::optional<std::string> lower = OverlayOption(mounts[0], "lowerdir")) {
+        for (absl::string_view dir : absl::StrSplit(*lower, ':')) {
+          BERTH_ASSIGN_OR_RETURN(UniqueFd fd, OpenDirectory(std::string(dir)));
+          tree->lowers_.push_back(std::move(fd));
+        }
+      }
+      return tree;
+    }
+  }
+  if (mounts.size() == 1 && (mounts[0].type == "bind" || mounts[0].type == "rbind")) {
+    BERTH_ASSIGN_OR_RETURN(tree->dir_, OpenDirectory(mounts[0].source));
+    return tree;
+  }
+  std::string target = absl::StrCat(scratch, "/mount-XXXXXX");
+  if (::mkdtemp(target.data()) == nullptr) return ErrnoStatus("mkdtemp", target);
+  tree->mountpoint_ = target;
+  BERTH_ASSIGN_OR_RETURN(tree->guard_, MountAll(mounts, target));
+  BERTH_ASSIGN_OR_RETURN(tree->dir_, OpenDirectory(target));
+  return tree;
+}
+
+MountedTree::~MountedTree() {
+  dir_.Reset();
+  lowers_.clear();
+  if (!mountpoint_.empty()) {
+    guard_.Unmount().IgnoreError();
+    ::rmdir(mountpoint_.c_str());
+  }
+}
+
+std::vector<int> MountedTree::lower_fds() const {
+  std::vector<int> fds;
+  for (const UniqueFd& fd : lowers_) fds.push_back(fd.get());
+  return fds;
 }
 
 }  // namespace berth::snapshotter

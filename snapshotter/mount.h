@@ -19,11 +19,13 @@
 #ifndef BERTH_SNAPSHOTTER_MOUNT_H_
 #define BERTH_SNAPSHOTTER_MOUNT_H_
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "base/unique_fd.h"
 #include "snapshotter/snapshotter.h"
 
 namespace berth::snapshotter {
@@ -58,6 +60,38 @@ class MountGuard {
 // failure whatever was mounted is unmounted again and the error names the
 // mount(2) call: `mount overlay on "/run/x": Invalid argument`.
 absl::StatusOr<MountGuard> MountAll(absl::Span<const Mount> mounts, const std::string& target);
+
+// The directory tree a list of mounts shows, open for writing or reading a
+// layer (the Diff service's Apply and Diff), mounted only when it must be:
+//  - a single overlay mount, when `prefer_upper`: its upperdir, which holds
+//    just that snapshot's own changes, with its lowerdirs open beside it;
+//  - a single bind mount: its source;
+//  - anything else: mounted on a new directory under `scratch`, unmounted
+//    and removed when the MountedTree goes.
+class MountedTree {
+ public:
+  static absl::StatusOr<std::unique_ptr<MountedTree>> Open(const std::vector<Mount>& mounts,
+                                                           const std::string& scratch,
+                                                           bool prefer_upper);
+  ~MountedTree();
+  MountedTree(const MountedTree&) = delete;
+  MountedTree& operator=(const MountedTree&) = delete;
+
+  int dir() const { return dir_.get(); }
+  // dir() is an overlay upperdir (whiteouts are stored as overlayfs does).
+  bool overlay_upper() const { return overlay_upper_; }
+  // The upperdir's lower layers, topmost first; empty otherwise.
+  std::vector<int> lower_fds() const;
+
+ private:
+  MountedTree() = default;
+
+  UniqueFd dir_;
+  std::vector<UniqueFd> lowers_;
+  bool overlay_upper_ = false;
+  std::string mountpoint_;
+  MountGuard guard_;
+};
 
 }  // namespace berth::snapshotter
 

@@ -25,7 +25,10 @@
 #include "base/status.h"
 #include "base/status_matchers.h"
 #include "base/strings.h"
+#include "base/sha256.h"
 #include "base/unique_fd.h"
+#include "image/layer.h"
+#include "image/test_layers.h"
 #include "gmock/gmock.h"
 
 namespace berth::snapshotter {
@@ -495,6 +498,96 @@ TEST_P(SnapshotterSuite, RemoveDeletesTheDirectoryWithItsContents) {
   EXPECT_THAT(sn_->Stat("full"), StatusIs(kNotFound));
   // The key is free again.
   EXPECT_THAT(sn_->Prepare("full", ""), IsOk());
+}
+
+// ---- Applied layers ----
+// Image layers applied the way the Diff service applies them (whichever
+// directory the snapshot's mounts lead to, with the whiteout form that
+// directory needs), then read through views of the chain.
+
+// Prepares `name`'s extraction snapshot on `parent`, applies `tar`
+// (compressed as `compression`) to its mounts and commits it as `name`;
+// the diff ID must be the tar's digest.
+absl::Status ApplyAndCommit(Snapshotter& sn, const std::string& scratch, const std::string& name,
+                            const std::string& parent, const std::string& tar,
+                            image::Compression compression) {
+  const std::string key = "extract-" + name;
+  BERTH_ASSIGN_OR_RETURN(std::vector<Mount> mounts, sn.Prepare(key, parent));
+  std::string compressed = compression == image::Compression::kGzip   ? image::Gzip(tar)
+                           : compression == image::Compression::kZstd ? image::Zstd(tar)
+                                                                      : tar;
+  std::unique_ptr<image::ByteSource> source = image::StringSource(compressed);
+  BERTH_ASSIGN_OR_RETURN(image::ApplyResult applied,
+                         image::ApplyLayerToMounts(*source, compression, mounts, scratch));
+  if (applied.diff_id != Sha256Digest(tar)) {
+    return absl::InternalError(absl::StrCat("diff ID ", applied.diff_id, " is not the tar's"));
+  }
+  return sn.Commit(name, key);
+}
+
+TEST_P(SnapshotterSuite, AppliedLayersStackAsTheImageSays) {
+  using image::Dir;
+  using image::File;
+  image::TarEntry keep = File("etc/keep", "kept");
+  keep.xattrs = {{"user.note", "noted"}};
+  keep.uid = 1000;
+  const std::string base = image::MakeTar(
+      {Dir("etc"), File("etc/motd", "hello"), keep, image::Hardlink("etc/motd-link", "etc/motd"),
+       image::Symlink("etc/alias", "motd"), Dir("var"), Dir("var/cache", 0700),
+       File("var/cache/old", "old")});
+  // Deletes etc/motd (its hard link stays), replaces var/cache wholesale.
+  const std::string change = image::MakeTar(
+      {Dir("etc"), File("etc/.wh.motd"), File("etc/added", "two"), Dir("var/cache", 0700),
+       File("var/cache/.wh..wh..opq"), File("var/cache/new", "new")});
+  const std::string again = image::MakeTar({Dir("etc"), File("etc/motd", "again")});
+  const std::string scratch = dir_.path();
+  ASSERT_THAT(ApplyAndCommit(*sn_, scratch, "l1", "", base, image::Compression::kNone), IsOk());
+  ASSERT_THAT(ApplyAndCommit(*sn_, scratch, "l2", "l1", change, image::Compression::kGzip), IsOk());
+  ASSERT_THAT(ApplyAndCommit(*sn_, scratch, "l3", "l2", again, image::Compression::kZstd), IsOk());
+
+  absl::StatusOr<std::vector<Mount>> mounts = sn_->View("look-l2", "l2");
+  ASSERT_THAT(mounts, IsOk());
+  absl::StatusOr<MountGuard> guard = MountAt(*mounts, "l2");
+  ASSERT_THAT(guard, IsOk());
+  const std::string l2 = dir_.path() + "/mnt-l2";
+  EXPECT_THAT(Names(l2 + "/etc"), UnorderedElementsAre("added", "alias", "keep", "motd-link"));
+  EXPECT_EQ(*ReadFile(l2 + "/etc/motd-link"), "hello");
+  EXPECT_EQ(*ReadFile(l2 + "/etc/added"), "two");
+  EXPECT_EQ(std::filesystem::read_symlink(l2 + "/etc/alias"), "motd");
+  EXPECT_EQ(Xattr(l2 + "/etc/keep", "user.note"), "noted");
+  struct stat st;
+  ASSERT_EQ(::stat((l2 + "/etc/keep").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 1000u);
+  EXPECT_THAT(Names(l2 + "/var/cache"), ElementsAre("new"));
+  ASSERT_EQ(::stat((l2 + "/var/cache").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+
+  mounts = sn_->View("look-l3", "l3");
+  ASSERT_THAT(mounts, IsOk());
+  guard = MountAt(*mounts, "l3");
+  ASSERT_THAT(guard, IsOk());
+  const std::string l3 = dir_.path() + "/mnt-l3";
+  EXPECT_EQ(*ReadFile(l3 + "/etc/motd"), "again");
+  EXPECT_EQ(*ReadFile(l3 + "/etc/motd-link"), "hello") << "a separate file now";
+  EXPECT_THAT(Names(l3 + "/var/cache"), ElementsAre("new"));
+}
+
+// A layer that breaks halfway fails with InvalidArgument naming the stream;
+// its extraction snapshot is removed like any other and leaves nothing.
+TEST_P(SnapshotterSuite, ABrokenLayerFailsAndItsSnapshotGoes) {
+  const std::string tar = image::MakeTar({image::File("big", std::string(1 << 20, 'x'))});
+  std::string gzip = image::Gzip(tar);
+  gzip.resize(gzip.size() / 2);
+  absl::StatusOr<std::vector<Mount>> mounts = sn_->Prepare("extract", "");
+  ASSERT_THAT(mounts, IsOk());
+  std::unique_ptr<image::ByteSource> source = image::StringSource(gzip);
+  absl::StatusOr<image::ApplyResult> applied =
+      image::ApplyLayerToMounts(*source, image::Compression::kGzip, *mounts, dir_.path());
+  EXPECT_THAT(applied, StatusIs(kInvalidArgument));
+  EXPECT_THAT(applied.status().message(), HasSubstr("gzip"));
+  ASSERT_THAT(sn_->Remove("extract"), IsOk());
+  EXPECT_THAT(SnapshotDirs(), IsEmpty());
+  EXPECT_THAT(Names(dir_.path()), ElementsAre("root")) << "nothing mounted or left beside it";
 }
 
 // ---- Concurrency ----

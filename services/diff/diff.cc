@@ -6,20 +6,15 @@
 #include <unistd.h>
 
 #include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
-#include "absl/strings/escaping.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "base/log.h"
 #include "base/random.h"
 #include "base/status.h"
-#include "base/strings.h"
 #include "base/unique_fd.h"
 #include "github.com/containerd/containerd/api/services/diff/v1/diff.grpc.pb.h"
 #include "image/layer.h"
@@ -33,6 +28,7 @@ namespace {
 
 namespace api = ::containerd::services::diff::v1;
 using snapshotter::Mount;
+using snapshotter::MountedTree;
 
 constexpr char kUncompressedLabel[] = "containerd.io/uncompressed";
 
@@ -43,85 +39,6 @@ std::vector<Mount> FromProto(const google::protobuf::RepeatedPtrField<::containe
   }
   return out;
 }
-
-absl::StatusOr<UniqueFd> OpenDirectory(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd.valid()) return ErrnoStatus("open", path);
-  return fd;
-}
-
-// The value of overlay option `name=` in `mount`, if present.
-std::optional<std::string> OverlayOption(const Mount& mount, absl::string_view name) {
-  const std::string prefix = absl::StrCat(name, "=");
-  for (const std::string& option : mount.options) {
-    if (absl::StartsWith(option, prefix)) return option.substr(prefix.size());
-  }
-  return std::nullopt;
-}
-
-// A directory holding what `mounts` show: for a single overlay mount its
-// upperdir (the layer being written), for a single bind its source, else a
-// temporary mount of them all under `scratch`, unmounted and removed when
-// this goes.
-class MountedTree {
- public:
-  static absl::StatusOr<std::unique_ptr<MountedTree>> Open(const std::vector<Mount>& mounts,
-                                                           const std::string& scratch,
-                                                           bool prefer_upper) {
-    auto tree = std::unique_ptr<MountedTree>(new MountedTree());
-    if (mounts.empty()) return absl::InvalidArgumentError("no mounts given");
-    if (mounts.size() == 1 && mounts[0].type == "overlay" && prefer_upper) {
-      std::optional<std::string> upper = OverlayOption(mounts[0], "upperdir");
-      if (upper.has_value()) {
-        BERTH_ASSIGN_OR_RETURN(tree->dir_, OpenDirectory(*upper));
-        tree->overlay_upper_ = true;
-        if (std::optional<std::string> lower = OverlayOption(mounts[0], "lowerdir")) {
-          for (absl::string_view dir : absl::StrSplit(*lower, ':')) {
-            BERTH_ASSIGN_OR_RETURN(UniqueFd fd, OpenDirectory(std::string(dir)));
-            tree->lowers_.push_back(std::move(fd));
-          }
-        }
-        return tree;
-      }
-    }
-    if (mounts.size() == 1 && (mounts[0].type == "bind" || mounts[0].type == "rbind")) {
-      BERTH_ASSIGN_OR_RETURN(tree->dir_, OpenDirectory(mounts[0].source));
-      return tree;
-    }
-    std::string target = absl::StrCat(scratch, "/mount-XXXXXX");
-    if (::mkdtemp(target.data()) == nullptr) return ErrnoStatus("mkdtemp", target);
-    tree->mountpoint_ = target;
-    BERTH_ASSIGN_OR_RETURN(tree->guard_, snapshotter::MountAll(mounts, target));
-    BERTH_ASSIGN_OR_RETURN(tree->dir_, OpenDirectory(target));
-    return tree;
-  }
-
-  ~MountedTree() {
-    dir_.Reset();
-    lowers_.clear();
-    if (!mountpoint_.empty()) {
-      guard_.Unmount().IgnoreError();
-      ::rmdir(mountpoint_.c_str());
-    }
-  }
-
-  int dir() const { return dir_.get(); }
-  bool overlay_upper() const { return overlay_upper_; }
-  std::vector<int> lower_fds() const {
-    std::vector<int> fds;
-    for (const UniqueFd& fd : lowers_) fds.push_back(fd.get());
-    return fds;
-  }
-
- private:
-  MountedTree() = default;
-
-  UniqueFd dir_;
-  std::vector<UniqueFd> lowers_;
-  bool overlay_upper_ = false;
-  std::string mountpoint_;
-  snapshotter::MountGuard guard_;
-};
 
 // Writes the bytes a ByteSink gets into an ingest of the content store.
 class IngestSink final : public image::ByteSink {
@@ -156,16 +73,10 @@ class Service final : public api::Diff::CallbackService, public daemon::GrpcServ
                              image::CompressionFromMediaType(layer.media_type()));
       BERTH_ASSIGN_OR_RETURN(std::unique_ptr<store::BlobReader> blob,
                              content_->Read(ns, layer.digest()));
-      BERTH_ASSIGN_OR_RETURN(std::unique_ptr<MountedTree> tree,
-                             MountedTree::Open(FromProto(request->mounts()), scratch_, true));
-      image::ApplyOptions options;
-      options.whiteouts = tree->overlay_upper() ? image::ApplyOptions::Whiteouts::kOverlay
-                                                : image::ApplyOptions::Whiteouts::kDelete;
-      options.lower_dirfds = tree->lower_fds();
       std::unique_ptr<image::ByteSource> source = image::BlobSource(*blob);
       const absl::Time start = absl::Now();
-      absl::StatusOr<image::ApplyResult> applied =
-          image::ApplyLayer(*source, compression, tree->dir(), options);
+      absl::StatusOr<image::ApplyResult> applied = image::ApplyLayerToMounts(
+          *source, compression, FromProto(request->mounts()), scratch_);
       if (!applied.ok()) {
         return absl::Status(applied.status().code(),
                             absl::StrCat("apply layer ", layer.digest(), ": ",
@@ -215,10 +126,10 @@ class Service final : public api::Diff::CallbackService, public daemon::GrpcServ
       if (mode == image::DiffMode::kCompare && lower_fd < 0) {
         std::string dir = absl::StrCat(scratch_, "/empty-XXXXXX");
         if (::mkdtemp(dir.data()) == nullptr) return ErrnoStatus("mkdtemp", dir);
-        absl::StatusOr<UniqueFd> fd = OpenDirectory(dir);
+        empty.Reset(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        const int open_errno = errno;
         ::rmdir(dir.c_str());  // the open fd keeps an empty directory to read
-        if (!fd.ok()) return fd.status();
-        empty = *std::move(fd);
+        if (!empty.valid()) return ErrnoStatus(open_errno, "open", dir);
         lower_fd = empty.get();
       }
       BERTH_ASSIGN_OR_RETURN(image::DiffResult diff,
