@@ -358,6 +358,11 @@ void ReadAhead::Run() {
     }
     // The slot is the reader's alone until it is counted ready.
     absl::StatusOr<size_t> n = stream_.Read(slots_[slot].get(), kBufferSize);
+    // Hashed here rather than by the caller, who has the files to write.
+    if (n.ok()) {
+      hash_.Update(absl::string_view(slots_[slot].get(), *n));
+      size_ += static_cast<int64_t>(*n);
+    }
     absl::MutexLock lock(&mu_);
     if (!n.ok() || *n == 0) {
       error_ = n.status();
@@ -384,10 +389,7 @@ absl::StatusOr<absl::string_view> ReadAhead::Next() {
     taken_ = (taken_ + 1) % kSlots;
     --ready_;
   }
-  absl::string_view chunk(slots_[slot].get(), sizes_[slot]);
-  hash_.Update(chunk);
-  size_ += static_cast<int64_t>(chunk.size());
-  return chunk;
+  return absl::string_view(slots_[slot].get(), sizes_[slot]);
 }
 
 absl::Status ReadAhead::Drain() {

@@ -67,8 +67,8 @@ class UncompressedStream {
 };
 
 // Reads an UncompressedStream ahead on a thread of its own, so that
-// decompression (inflate alone is most of a gzip layer's apply) runs on one
-// core while the caller hashes and extracts on another.
+// decompression (inflate alone is most of a gzip layer's apply) and the
+// diff ID's hashing run on one core while the caller extracts on another.
 class ReadAhead {
  public:
   // Starts reading. `stream` must outlive this, and is not to be touched
@@ -78,14 +78,13 @@ class ReadAhead {
   ReadAhead(const ReadAhead&) = delete;
   ReadAhead& operator=(const ReadAhead&) = delete;
 
-  // The next chunk, valid until the next call; empty at the end. Chunks are
-  // hashed as they are handed out.
+  // The next chunk, valid until the next call; empty at the end.
   absl::StatusOr<absl::string_view> Next();
 
   // Reads everything left.
   absl::Status Drain();
 
-  // Of the chunks handed out so far.
+  // Of the whole stream, once Next has returned its end (or Drain OK).
   std::string Digest() const { return hash_.Digest(); }
   int64_t size() const { return size_; }
 
@@ -108,7 +107,7 @@ class ReadAhead {
   bool done_ ABSL_GUARDED_BY(mu_) = false;  // the reader is finished
   bool stop_ ABSL_GUARDED_BY(mu_) = false;  // the caller is finished
   absl::Status error_ ABSL_GUARDED_BY(mu_);
-  // The caller's alone.
+  // The reader's, until it is done (which Next's end-of-stream publishes).
   Sha256 hash_;
   int64_t size_ = 0;
   std::thread thread_;
