@@ -1,0 +1,144 @@
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "base/status.h"
+#include "base/strings.h"
+#include "ttrpc/ttrpc.h"
+
+namespace berth::ttrpc {
+namespace {
+
+// Reads exactly `n` bytes; false at the end of the stream or on an error.
+bool ReadFull(int fd, char* buf, size_t n) {
+  size_t done = 0;
+  while (done < n) {
+    ssize_t r = ::read(fd, buf + done, n - done);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    done += r;
+  }
+  return true;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Client>> Client::Dial(absl::string_view address) {
+  absl::string_view path = address;
+  if (!absl::ConsumePrefix(&path, "unix://")) absl::ConsumePrefix(&path, "unix:");
+  sockaddr_un addr{};
+  if (path.empty() || path.size() >= sizeof(addr.sun_path)) {
+    return absl::InvalidArgumentError(absl::StrCat("ttrpc address ", Quote(address), " is not a socket path"));
+  }
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return ErrnoStatus("socket", std::string(path));
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    absl::Status status = ErrnoStatus("connect", std::string(path));
+    return absl::UnavailableError(status.message());
+  }
+  return std::unique_ptr<Client>(new Client(std::move(fd)));
+}
+
+Client::Client(UniqueFd fd) : fd_(std::move(fd)) {
+  reader_ = std::make_unique<std::thread>(&Client::ReadLoop, this);
+}
+
+Client::~Client() {
+  ::shutdown(fd_.get(), SHUT_RDWR);  // ends the reader's read
+  reader_->join();
+}
+
+void Client::FailAll(const absl::Status& status) {
+  closed_ = status;
+  for (auto& [id, pending] : pending_) {
+    pending->done = true;
+    pending->result = status;
+  }
+  pending_.clear();
+}
+
+void Client::ReadLoop() {
+  std::string payload;
+  for (;;) {
+    char header_bytes[kHeaderSize];
+    if (!ReadFull(fd_.get(), header_bytes, kHeaderSize)) break;
+    FrameHeader header = DecodeHeader(header_bytes);
+    if (header.length > kMaxPayload) break;
+    payload.resize(header.length);
+    if (!ReadFull(fd_.get(), payload.data(), header.length)) break;
+    if (header.type != kTypeResponse) continue;
+    absl::StatusOr<Response> response = DecodeResponse(payload);
+    absl::MutexLock lock(&mu_);
+    auto it = pending_.find(header.stream_id);
+    if (it == pending_.end()) continue;  // timed out already
+    it->second->done = true;
+    if (!response.ok()) {
+      it->second->result = response.status();
+    } else if (!response->status.ok()) {
+      it->second->result = response->status;
+    } else {
+      it->second->result = std::move(response->payload);
+    }
+    pending_.erase(it);
+  }
+  absl::MutexLock lock(&mu_);
+  FailAll(absl::UnavailableError("ttrpc connection closed"));
+}
+
+absl::StatusOr<std::string> Client::Call(absl::string_view service, absl::string_view method,
+                                         absl::string_view payload, const CallOptions& options) {
+  Request request{std::string(service), std::string(method), std::string(payload), 0,
+                  options.metadata};
+  if (options.timeout != absl::InfiniteDuration()) {
+    request.timeout_nano = absl::ToInt64Nanoseconds(options.timeout);
+  }
+  std::string encoded = EncodeRequest(request);
+  if (encoded.size() > kMaxPayload) {
+    return absl::ResourceExhaustedError(absl::StrCat("ttrpc request of ", encoded.size(),
+                                                     " bytes is over the ", kMaxPayload, " limit"));
+  }
+  auto pending = std::make_shared<Pending>();
+  uint32_t stream_id;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!closed_.ok()) return closed_;
+    stream_id = next_stream_;
+    next_stream_ += 2;
+    pending_[stream_id] = pending;
+  }
+  std::string frame = EncodeFrame(stream_id, kTypeRequest, encoded);
+  {
+    absl::MutexLock lock(&write_mu_);
+    for (size_t done = 0; done < frame.size();) {
+      ssize_t n = ::send(fd_.get(), frame.data() + done, frame.size() - done, MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        absl::MutexLock state(&mu_);
+        pending_.erase(stream_id);
+        return absl::UnavailableError(absl::StrCat("ttrpc send: ", std::strerror(errno)));
+      }
+      done += n;
+    }
+  }
+  absl::MutexLock lock(&mu_);
+  const absl::Time deadline = options.timeout == absl::InfiniteDuration()
+                                  ? absl::InfiniteFuture()
+                                  : absl::Now() + options.timeout;
+  mu_.AwaitWithDeadline(absl::Condition(&pending->done), deadline);
+  if (!pending->done) {
+    pending_.erase(stream_id);
+    return absl::DeadlineExceededError(absl::StrCat(service, "/", method, ": no answer within ",
+                                                    absl::FormatDuration(options.timeout)));
+  }
+  return std::move(pending->result);
+}
+
+}  // namespace berth::ttrpc
