@@ -113,6 +113,9 @@ class ServerTest : public ::testing::Test {
       held_.clear();
       reply(std::string("done"));
     });
+    server_->Register("test.Echo", "Held", [this](const CallContext&, std::string, Reply reply) {
+      reply(absl::StrCat(held_.size()));
+    });
     server_->Register("test.Echo", "Connections", [this](const CallContext&, std::string, Reply reply) {
       reply(absl::StrCat(server_->connections()));
     });
@@ -222,6 +225,7 @@ TEST_F(ServerTest, AnswersComeInAnyOrder) {
     answered.Notify();
   });
   // Calls after it are answered while it waits.
+  while (client->Call("test.Echo", "Held", "").value_or("") != "1") ::usleep(1000);
   for (int i = 0; i < 5; ++i) EXPECT_THAT(client->Call("test.Echo", "Echo", "x"), IsOk());
   EXPECT_FALSE(answered.HasBeenNotified());
   // From a second connection, which the first does not block either.
