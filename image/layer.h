@@ -71,6 +71,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "snapshotter/mount.h"
 #include "snapshotter/snapshotter.h"
 #include "store/content_store.h"
 
@@ -141,6 +142,15 @@ struct ApplyOptions {
 struct ApplyResult {
   std::string diff_id;  // sha256 of the uncompressed stream, "sha256:<hex>"
   int64_t size = 0;     // bytes of the uncompressed stream
+  // What made the result depend on more than the layer's own bytes: a
+  // whiteout or opaque marker (kDelete acts on the target's contents), or
+  // a parent directory without an entry of its own (made after the lower
+  // layers' one, or with defaults when none has it).
+  bool has_whiteouts = false;
+  bool implied_parents = false;
+  // The layer has an entry for its root (`./`), which set the target's
+  // owner, mode and times.
+  bool root_entry = false;
 };
 
 // Reads a layer from `compressed` and applies it to the directory
@@ -186,6 +196,9 @@ absl::StatusOr<ApplyResult> ApplyLayer(ByteSource& compressed, Compression compr
 absl::StatusOr<ApplyResult> ApplyLayerToMounts(ByteSource& compressed, Compression compression,
                                                const std::vector<snapshotter::Mount>& mounts,
                                                const std::string& scratch);
+// The same onto a tree already open.
+absl::StatusOr<ApplyResult> ApplyLayerToTree(ByteSource& compressed, Compression compression,
+                                             const snapshotter::MountedTree& tree);
 
 enum class DiffMode {
   // `upper` is an overlayfs upperdir over `lower` (which is not read; pass

@@ -92,6 +92,10 @@ class Applier {
 
   absl::Status Run(ReadAhead& stream);
 
+  bool has_whiteouts() const { return has_whiteouts_; }
+  bool implied_parents() const { return implied_parents_; }
+  bool root_entry() const { return root_entry_; }
+
  private:
   static la_ssize_t ReadCallback(archive* a, void* self, const void** buffer);
 
@@ -143,6 +147,9 @@ class Applier {
   archive* archive_ = nullptr;
   ReadAhead* stream_ = nullptr;
   absl::Status stream_error_;
+  bool has_whiteouts_ = false;
+  bool implied_parents_ = false;
+  bool root_entry_ = false;
   const char* entry_name_ = nullptr;  // the entry being applied, for errors
   std::string path_;                  // its cleaned path, reused per entry
   std::string last_name_;             // the last entry applied, for errors
@@ -278,6 +285,7 @@ absl::Status Applier::ApplyEntry(archive_entry* entry) {
 }
 
 absl::Status Applier::ApplyRoot(archive_entry* entry) {
+  root_entry_ = true;
   int fd = OpenInRoot(root_, "", O_RDONLY | O_DIRECTORY);
   if (fd < 0) return ErrnoStatus(-fd, "open", "target");
   UniqueFd dir(fd);
@@ -286,6 +294,7 @@ absl::Status Applier::ApplyRoot(archive_entry* entry) {
 
 absl::Status Applier::ApplyWhiteout(absl::string_view parent_rel, absl::string_view base,
                                     archive_entry* entry) {
+  has_whiteouts_ = true;
   const bool overlay = options_.whiteouts == ApplyOptions::Whiteouts::kOverlay;
   if (base == kOpaqueMarker) {
     BERTH_ASSIGN_OR_RETURN(int dir, Parent(parent_rel, /*create=*/true));
@@ -587,6 +596,7 @@ absl::StatusOr<UniqueFd> Applier::CreateParents(absl::string_view rel) {
 }
 
 absl::Status Applier::CopyLowerDirMetadata(int dir, absl::string_view rel) {
+  implied_parents_ = true;
   std::string rel_str(rel);
   struct stat st;
   bool found = false;
@@ -640,7 +650,17 @@ absl::StatusOr<ApplyResult> ApplyLayer(ByteSource& compressed, Compression compr
   ReadAhead reader(*stream);
   Applier applier(target_dirfd, options);
   BERTH_RETURN_IF_ERROR(applier.Run(reader));
-  return ApplyResult{reader.Digest(), reader.size()};
+  return ApplyResult{reader.Digest(), reader.size(), applier.has_whiteouts(),
+                     applier.implied_parents(), applier.root_entry()};
+}
+
+absl::StatusOr<ApplyResult> ApplyLayerToTree(ByteSource& compressed, Compression compression,
+                                             const snapshotter::MountedTree& tree) {
+  ApplyOptions options;
+  options.whiteouts =
+      tree.overlay_upper() ? ApplyOptions::Whiteouts::kOverlay : ApplyOptions::Whiteouts::kDelete;
+  options.lower_dirfds = tree.lower_fds();
+  return ApplyLayer(compressed, compression, tree.dir(), options);
 }
 
 absl::StatusOr<ApplyResult> ApplyLayerToMounts(ByteSource& compressed, Compression compression,
@@ -648,11 +668,7 @@ absl::StatusOr<ApplyResult> ApplyLayerToMounts(ByteSource& compressed, Compressi
                                                const std::string& scratch) {
   BERTH_ASSIGN_OR_RETURN(std::unique_ptr<snapshotter::MountedTree> tree,
                          snapshotter::MountedTree::Open(mounts, scratch, /*prefer_upper=*/true));
-  ApplyOptions options;
-  options.whiteouts =
-      tree->overlay_upper() ? ApplyOptions::Whiteouts::kOverlay : ApplyOptions::Whiteouts::kDelete;
-  options.lower_dirfds = tree->lower_fds();
-  return ApplyLayer(compressed, compression, tree->dir(), options);
+  return ApplyLayerToTree(compressed, compression, *tree);
 }
 
 }  // namespace berth::image

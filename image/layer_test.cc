@@ -510,6 +510,36 @@ TEST_F(LayerTest, OverlayMountHidesWhatWhiteoutsDelete) {
 
 // ---------------------------------------------------------------- streams and digests
 
+// What an early unpack needs to know to reuse a tree elsewhere: whether
+// the layer held whiteouts, implied parents, or set its root.
+TEST_F(LayerTest, ResultSaysWhatTheTreeDependsOn) {
+  struct Case {
+    std::string name;
+    std::vector<TarEntry> entries;
+    bool whiteouts, implied, root;
+  };
+  const std::vector<Case> cases = {
+      {"self-contained", {Dir("a"), File("a/f", "x")}, false, false, false},
+      {"implied parent", {File("b/c/f", "x")}, false, true, false},
+      {"whiteout", {Dir("a"), File("a/.wh.gone")}, true, false, false},
+      {"opaque", {Dir("a"), File("a/.wh..wh..opq")}, true, false, false},
+      {"root entry", {Dir("./", 0700), File("f")}, false, false, true},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    TempDir target;
+    UniqueFd fd = OpenDir(target.path());
+    ApplyOptions options;
+    options.whiteouts = ApplyOptions::Whiteouts::kOverlay;
+    std::unique_ptr<ByteSource> source = StringSource(MakeTar(c.entries));
+    absl::StatusOr<ApplyResult> result = ApplyLayer(*source, Compression::kNone, fd.get(), options);
+    ASSERT_THAT(result, IsOk());
+    EXPECT_EQ(result->has_whiteouts, c.whiteouts);
+    EXPECT_EQ(result->implied_parents, c.implied);
+    EXPECT_EQ(result->root_entry, c.root);
+  }
+}
+
 TEST_F(LayerTest, DiffIdIsTheDigestOfTheWholeUncompressedStream) {
   std::string tar = MakeTar({Dir("d"), File("d/f", std::string(100000, 'x'))});
   ASSERT_EQ(tar.size() % 10240, 0u) << "padded past the end-of-archive records";

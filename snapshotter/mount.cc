@@ -258,6 +258,7 @@ absl::StatusOr<std::unique_ptr<MountedTree>> MountedTree::Open(const std::vector
     std::optional<std::string> upper = OverlayOption(mounts[0], "upperdir");
     if (upper.has_value()) {
       BERTH_ASSIGN_OR_RETURN(tree->dir_, OpenDirectory(*upper));
+      tree->path_ = *upper;
       tree->overlay_upper_ = true;
       if (std::optional<std::string> lower = OverlayOption(mounts[0], "lowerdir")) {
         for (absl::string_view dir : absl::StrSplit(*lower, ':')) {
@@ -270,6 +271,7 @@ absl::StatusOr<std::unique_ptr<MountedTree>> MountedTree::Open(const std::vector
   }
   if (mounts.size() == 1 && (mounts[0].type == "bind" || mounts[0].type == "rbind")) {
     BERTH_ASSIGN_OR_RETURN(tree->dir_, OpenDirectory(mounts[0].source));
+    tree->path_ = mounts[0].source;
     return tree;
   }
   std::string target = absl::StrCat(scratch, "/mount-XXXXXX");
@@ -277,6 +279,7 @@ absl::StatusOr<std::unique_ptr<MountedTree>> MountedTree::Open(const std::vector
   tree->mountpoint_ = target;
   BERTH_ASSIGN_OR_RETURN(tree->guard_, MountAll(mounts, target));
   BERTH_ASSIGN_OR_RETURN(tree->dir_, OpenDirectory(target));
+  tree->path_ = target;
   return tree;
 }
 

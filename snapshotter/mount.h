@@ -78,6 +78,8 @@ class MountedTree {
   MountedTree& operator=(const MountedTree&) = delete;
 
   int dir() const { return dir_.get(); }
+  // Where dir() was opened.
+  const std::string& path() const { return path_; }
   // dir() is an overlay upperdir (whiteouts are stored as overlayfs does).
   bool overlay_upper() const { return overlay_upper_; }
   // The upperdir's lower layers, topmost first; empty otherwise.
@@ -87,6 +89,7 @@ class MountedTree {
   MountedTree() = default;
 
   UniqueFd dir_;
+  std::string path_;
   std::vector<UniqueFd> lowers_;
   bool overlay_upper_ = false;
   std::string mountpoint_;

@@ -39,16 +39,33 @@ absl::StatusOr<std::string> NamespacedWriter::Commit(
     int64_t size, absl::string_view expected, const std::map<std::string, std::string>& labels) {
   const std::string digest = expected.empty() ? writer_->Digest() : std::string(expected);
   const int64_t written = writer_->Status().offset;
-  absl::ReaderMutexLock lock(&content_.commit_mu_);
-  absl::StatusOr<std::string> committed = writer_->Commit(size, expected);
-  // Another namespace's copy of the same bytes serves this one too.
-  if (!committed.ok() && !absl::IsAlreadyExists(committed.status())) return committed.status();
   ContentRecord record;
-  record.digest = committed.ok() ? *committed : digest;
-  record.size = size > 0 ? size : written;
-  record.labels = labels;
-  BERTH_RETURN_IF_ERROR(content_.metadata_->AddContent(ns_, record, lease_));
+  {
+    absl::ReaderMutexLock lock(&content_.commit_mu_);
+    absl::StatusOr<std::string> committed = writer_->Commit(size, expected);
+    // Another namespace's copy of the same bytes serves this one too.
+    if (!committed.ok() && !absl::IsAlreadyExists(committed.status())) return committed.status();
+    record.digest = committed.ok() ? *committed : digest;
+    record.size = size > 0 ? size : written;
+    record.labels = labels;
+    BERTH_RETURN_IF_ERROR(content_.metadata_->AddContent(ns_, record, lease_));
+  }
+  content_.NotifyCommitted(ns_, record);
   return record.digest;
+}
+
+void NamespacedContent::OnCommit(CommitObserver observer) {
+  absl::MutexLock lock(&observers_mu_);
+  observers_.push_back(std::move(observer));
+}
+
+void NamespacedContent::NotifyCommitted(const std::string& ns, const ContentRecord& record) {
+  std::vector<CommitObserver> observers;
+  {
+    absl::MutexLock lock(&observers_mu_);
+    observers = observers_;
+  }
+  for (const CommitObserver& observer : observers) observer(ns, record);
 }
 
 absl::StatusOr<ContentRecord> NamespacedContent::Info(absl::string_view ns,

@@ -17,6 +17,7 @@
 #ifndef BERTH_STORE_NAMESPACED_CONTENT_H_
 #define BERTH_STORE_NAMESPACED_CONTENT_H_
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -102,8 +103,14 @@ class NamespacedContent {
   // between a blob's rename and its record's commit leaves behind.
   absl::Status RemoveUnrecordedBlobs();
 
+  // Calls `observer` after each commit that records content (on the
+  // committing thread, with no lock held: it must return quickly).
+  using CommitObserver = std::function<void(const std::string& ns, const ContentRecord& record)>;
+  void OnCommit(CommitObserver observer);
+
  private:
   friend class NamespacedWriter;
+  void NotifyCommitted(const std::string& ns, const ContentRecord& record);
 
   // Held shared from a blob's commit until its record exists, exclusive
   // while blobs are removed: a blob just committed is never swept before
@@ -111,6 +118,8 @@ class NamespacedContent {
   absl::Mutex commit_mu_;
   const std::shared_ptr<ContentStore> blobs_;
   const std::shared_ptr<MetadataStore> metadata_;
+  absl::Mutex observers_mu_;
+  std::vector<CommitObserver> observers_ ABSL_GUARDED_BY(observers_mu_);
 };
 
 // What the metadata plugin provides: the metadata store, and content seen

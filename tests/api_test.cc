@@ -532,16 +532,6 @@ TEST_P(ApiTest, WriteResumesAfterTheDaemonIsKilled) {
   EXPECT_TRUE(r.out == data);
 }
 
-// Runs the `mount …` command ctr printed for a snapshot inside a private
-// mount namespace, then `script` with $T the mount point: the mount goes
-// with the namespace, whatever happens.
-CommandResult InMountedSnapshot(const std::string& mount_command, const std::string& target,
-                                const std::string& script) {
-  return RunCommand({"unshare", "-m", "--propagation", "private", "sh", "-ec",
-                     absl::StrCat("mkdir -p ", target, "\n", mount_command, "\nT=", target, "\n",
-                                  script)});
-}
-
 // ctr snapshots, end to end: a layer written through its mounts, committed,
 // seen through a child's overlay and a view; listing, info, usage, labels;
 // removal in the only order that works.

@@ -29,6 +29,7 @@
 namespace berth::testing {
 namespace {
 
+using ::testing::ContainsRegex;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -282,6 +283,54 @@ TEST_F(BerthdTest, EmptySnapshotterMeansTheNamespaceDefault) {
   EXPECT_THAT(Ctr({"-n", "copies", "snapshots", "--snapshotter", "overlayfs", "ls"}).out,
               Not(HasSubstr("picked")));
   EXPECT_THAT(Ctr({"snapshots", "--snapshotter", "overlayfs", "ls"}).out, HasSubstr("picked"));
+}
+
+// Layer blobs are unpacked as soon as they are written, while the client
+// still writes the rest; Diff.Apply then moves the finished tree into the
+// snapshot ("diff applied … early=true" in the debug log) and it holds
+// exactly the layer. Trees nobody took are gone after a restart.
+TEST(EarlyUnpack, ImportUsesTreesUnpackedAtCommitAndRestartClearsTheRest) {
+  Daemon berthd(Peer::kBerthd);
+  ASSERT_THAT(berthd.Start({"--log-level", "debug"}), IsOk());
+  TempDir dir;
+  // 2 MiB of random bytes: a layer over the size early unpacking starts at.
+  CommandResult r = RunCommand(
+      {"sh", "-ec",
+       absl::StrCat("cd ", dir.path(), " && mkdir -p src/data/sub && head -c 2097152 /dev/urandom "
+                    "> src/data/sub/random && echo hi > src/data/hello && "
+                    "tar --owner=0 --group=0 -C src -cf layer.tar data")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string archive = dir.path() + "/early.tar";
+  r = RunCommand({"env", "LAYER_TAR=" + dir.path() + "/layer.tar",
+                  RunfilePath("tests/make-image-archive.sh"), "oci", archive,
+                  "docker.io/library/early:latest"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+
+  r = Ctr(berthd, {"images", "import", archive});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(berthd.Log(), ContainsRegex("msg=\"diff applied\".* early=true"));
+  std::string committed;
+  for (absl::string_view line : absl::StrSplit(Ctr(berthd, {"snapshots", "ls"}).out, '\n')) {
+    if (absl::StrContains(line, "Committed")) committed = std::string(line.substr(0, line.find(' ')));
+  }
+  ASSERT_EQ(Ctr(berthd, {"snapshots", "view", "look", committed}).exit_code, 0);
+  r = Ctr(berthd, {"snapshots", "mounts", dir.path() + "/mnt", "look"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = InMountedSnapshot(r.out, dir.path() + "/mnt",
+                        absl::StrCat("cmp $T/data/sub/random ", dir.path(),
+                                     "/src/data/sub/random && cat $T/data/hello && ls -A $T"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "hi\ndata\n");
+
+  // Written but never applied: its tree waits, and goes with a restart.
+  ASSERT_EQ(Ctr(berthd, {"-n", "other", "images", "import", "--no-unpack", archive}).exit_code, 0);
+  const std::string early = berthd.root() + "/io.containerd.grpc.v1.diff/early";
+  for (int i = 0; i < 100 && Names(early).empty(); ++i) ::usleep(50'000);
+  EXPECT_EQ(Names(early).size(), 1u);
+  berthd.Stop();
+  EXPECT_FALSE(Exists(early));
+  ASSERT_THAT(berthd.Start({"--log-level", "debug"}), IsOk());
+  EXPECT_TRUE(Names(early).empty());
 }
 
 // What berthd exports, a real containerd imports to the same digests.

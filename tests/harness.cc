@@ -219,6 +219,13 @@ std::shared_ptr<grpc::Channel> Connect(const Daemon& daemon) {
   return grpc::CreateChannel("unix:" + daemon.address(), grpc::InsecureChannelCredentials());
 }
 
+CommandResult InMountedSnapshot(const std::string& mount_command, const std::string& target,
+                                const std::string& script) {
+  return RunCommand({"unshare", "-m", "--propagation", "private", "sh", "-ec",
+                     absl::StrCat("mkdir -p ", target, "\n", mount_command, "\nT=", target, "\n",
+                                  script)});
+}
+
 CommandResult Ctr(const Daemon& daemon, const std::vector<std::string>& args) {
   std::vector<std::string> argv = {"ctr", "--address", daemon.address()};
   argv.insert(argv.end(), args.begin(), args.end());

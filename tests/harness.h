@@ -117,6 +117,12 @@ std::shared_ptr<grpc::Channel> Connect(const Daemon& daemon);
 // `ctr --address <the daemon's socket> args...`.
 CommandResult Ctr(const Daemon& daemon, const std::vector<std::string>& args);
 
+// Runs the `mount …` command ctr printed for a snapshot inside a private
+// mount namespace, then `script` with $T the mount point: the mount goes
+// with the namespace, whatever happens.
+CommandResult InMountedSnapshot(const std::string& mount_command, const std::string& target,
+                                const std::string& script);
+
 }  // namespace berth::testing
 
 #endif  // BERTH_TESTS_HARNESS_H_

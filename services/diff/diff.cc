@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,7 @@
 #include "base/unique_fd.h"
 #include "github.com/containerd/containerd/api/services/diff/v1/diff.grpc.pb.h"
 #include "image/layer.h"
+#include "services/diff/early_unpack.h"
 #include "services/edge.h"
 #include "snapshotter/mount.h"
 #include "snapshotter/snapshotter.h"
@@ -55,8 +57,9 @@ std::string RandomRef() { return absl::StrCat("diff-", RandomHex(12)); }
 
 class Service final : public api::Diff::CallbackService, public daemon::GrpcService {
  public:
-  Service(std::shared_ptr<store::NamespacedContent> content, std::string scratch)
-      : content_(std::move(content)), scratch_(std::move(scratch)) {}
+  Service(std::shared_ptr<store::NamespacedContent> content, std::string scratch,
+          std::shared_ptr<EarlyUnpacker> early)
+      : content_(std::move(content)), scratch_(std::move(scratch)), early_(std::move(early)) {}
 
   void Register(grpc::ServerBuilder& builder) override { builder.RegisterService(this); }
 
@@ -73,10 +76,17 @@ class Service final : public api::Diff::CallbackService, public daemon::GrpcServ
                              image::CompressionFromMediaType(layer.media_type()));
       BERTH_ASSIGN_OR_RETURN(std::unique_ptr<store::BlobReader> blob,
                              content_->Read(ns, layer.digest()));
-      std::unique_ptr<image::ByteSource> source = image::BlobSource(*blob);
+      BERTH_ASSIGN_OR_RETURN(std::unique_ptr<MountedTree> tree,
+                             MountedTree::Open(FromProto(request->mounts()), scratch_, true));
       const absl::Time start = absl::Now();
-      absl::StatusOr<image::ApplyResult> applied = image::ApplyLayerToMounts(
-          *source, compression, FromProto(request->mounts()), scratch_);
+      absl::StatusOr<image::ApplyResult> applied;
+      std::optional<image::ApplyResult> early = early_->Take(layer.digest(), *tree);
+      if (early.has_value()) {
+        applied = *std::move(early);
+      } else {
+        std::unique_ptr<image::ByteSource> source = image::BlobSource(*blob);
+        applied = image::ApplyLayerToTree(*source, compression, *tree);
+      }
       if (!applied.ok()) {
         return absl::Status(applied.status().code(),
                             absl::StrCat("apply layer ", layer.digest(), ": ",
@@ -86,7 +96,8 @@ class Service final : public api::Diff::CallbackService, public daemon::GrpcServ
       log::Debug("diff applied", {{"d", absl::FormatDuration(absl::Now() - start)},
                                   {"digest", layer.digest()},
                                   {"media", layer.media_type()},
-                                  {"size", layer.size()}});
+                                  {"size", layer.size()},
+                                  {"early", early.has_value() ? "true" : "false"}});
       ::containerd::types::Descriptor* out = response->mutable_applied();
       out->set_media_type(std::string(image::LayerMediaType(image::Compression::kNone)));
       out->set_digest(applied->diff_id);
@@ -154,6 +165,7 @@ class Service final : public api::Diff::CallbackService, public daemon::GrpcServ
  private:
   const std::shared_ptr<store::NamespacedContent> content_;
   const std::string scratch_;  // where mounts that need mounting are mounted
+  const std::shared_ptr<EarlyUnpacker> early_;
 };
 
 }  // namespace
@@ -164,11 +176,23 @@ void Register(daemon::Registry& registry) {
                      .requires_types = {daemon::kMetadataPlugin},
                      .init = [](daemon::InitContext& ic) -> absl::StatusOr<std::any> {
                        BERTH_ASSIGN_OR_RETURN(auto db, ic.Get<store::Database>(daemon::kMetadataPlugin));
-                       if (::mkdir(ic.state().c_str(), 0700) != 0 && errno != EEXIST) {
-                         return ErrnoStatus("mkdir", ic.state());
+                       for (const std::string& dir : {ic.state(), ic.root()}) {
+                         if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+                           return ErrnoStatus("mkdir", dir);
+                         }
                        }
+                       // Beside the snapshots, on their filesystem (trees are
+                       // renamed into them).
+                       BERTH_ASSIGN_OR_RETURN(
+                           std::shared_ptr<EarlyUnpacker> early,
+                           EarlyUnpacker::Create(db->content, ic.root() + "/early"));
+                       db->content->OnCommit(
+                           [weak = std::weak_ptr<EarlyUnpacker>(early)](
+                               const std::string& ns, const store::ContentRecord& record) {
+                             if (auto early = weak.lock()) early->Offer(ns, record);
+                           });
                        return std::shared_ptr<daemon::GrpcService>(
-                           std::make_shared<Service>(db->content, ic.state()));
+                           std::make_shared<Service>(db->content, ic.state(), std::move(early)));
                      }});
 }
 
