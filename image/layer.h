@@ -137,6 +137,11 @@ struct ApplyOptions {
   // that has it, as containerd does, so the upperdir's copy does not hide
   // the lower directory's metadata behind a default 0755 root:root.
   std::vector<int> lower_dirfds;
+
+  // The digest of the bytes given, when it is known (a blob of the content
+  // store, verified when it was written): an uncompressed layer's diff ID
+  // is that digest, so its bytes are not hashed again.
+  std::string source_digest;
 };
 
 struct ApplyResult {
@@ -196,9 +201,10 @@ absl::StatusOr<ApplyResult> ApplyLayer(ByteSource& compressed, Compression compr
 absl::StatusOr<ApplyResult> ApplyLayerToMounts(ByteSource& compressed, Compression compression,
                                                const std::vector<snapshotter::Mount>& mounts,
                                                const std::string& scratch);
-// The same onto a tree already open.
+// The same onto a tree already open (`source_digest` as in ApplyOptions).
 absl::StatusOr<ApplyResult> ApplyLayerToTree(ByteSource& compressed, Compression compression,
-                                             const snapshotter::MountedTree& tree);
+                                             const snapshotter::MountedTree& tree,
+                                             absl::string_view source_digest = "");
 
 enum class DiffMode {
   // `upper` is an overlayfs upperdir over `lower` (which is not read; pass

@@ -647,16 +647,19 @@ absl::StatusOr<ApplyResult> ApplyLayer(ByteSource& compressed, Compression compr
                                        int target_dirfd, const ApplyOptions& options) {
   BERTH_ASSIGN_OR_RETURN(std::unique_ptr<UncompressedStream> stream,
                          UncompressedStream::Open(compressed, compression));
-  ReadAhead reader(*stream);
+  const bool known = !options.source_digest.empty() && stream->compression() == Compression::kNone;
+  ReadAhead reader(*stream, /*hash=*/!known);
   Applier applier(target_dirfd, options);
   BERTH_RETURN_IF_ERROR(applier.Run(reader));
-  return ApplyResult{reader.Digest(), reader.size(), applier.has_whiteouts(),
-                     applier.implied_parents(), applier.root_entry()};
+  return ApplyResult{known ? options.source_digest : reader.Digest(), reader.size(),
+                     applier.has_whiteouts(), applier.implied_parents(), applier.root_entry()};
 }
 
 absl::StatusOr<ApplyResult> ApplyLayerToTree(ByteSource& compressed, Compression compression,
-                                             const snapshotter::MountedTree& tree) {
+                                             const snapshotter::MountedTree& tree,
+                                             absl::string_view source_digest) {
   ApplyOptions options;
+  options.source_digest = std::string(source_digest);
   options.whiteouts =
       tree.overlay_upper() ? ApplyOptions::Whiteouts::kOverlay : ApplyOptions::Whiteouts::kDelete;
   options.lower_dirfds = tree.lower_fds();

@@ -334,7 +334,7 @@ absl::StatusOr<size_t> UncompressedStream::Read(char* buf, size_t cap) {
   return n;
 }
 
-ReadAhead::ReadAhead(UncompressedStream& stream) : stream_(stream) {
+ReadAhead::ReadAhead(UncompressedStream& stream, bool hash) : stream_(stream), hashing_(hash) {
   for (auto& slot : slots_) slot.reset(new char[kBufferSize]);
   thread_ = std::thread(&ReadAhead::Run, this);
 }
@@ -360,7 +360,7 @@ void ReadAhead::Run() {
     absl::StatusOr<size_t> n = stream_.Read(slots_[slot].get(), kBufferSize);
     // Hashed here rather than by the caller, who has the files to write.
     if (n.ok()) {
-      hash_.Update(absl::string_view(slots_[slot].get(), *n));
+      if (hashing_) hash_.Update(absl::string_view(slots_[slot].get(), *n));
       size_ += static_cast<int64_t>(*n);
     }
     absl::MutexLock lock(&mu_);

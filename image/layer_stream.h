@@ -73,7 +73,8 @@ class ReadAhead {
  public:
   // Starts reading. `stream` must outlive this, and is not to be touched
   // until this is destroyed (which stops and joins the thread).
-  explicit ReadAhead(UncompressedStream& stream);
+  // Without `hash`, Digest() is empty.
+  explicit ReadAhead(UncompressedStream& stream, bool hash = true);
   ~ReadAhead();
   ReadAhead(const ReadAhead&) = delete;
   ReadAhead& operator=(const ReadAhead&) = delete;
@@ -85,7 +86,7 @@ class ReadAhead {
   absl::Status Drain();
 
   // Of the whole stream, once Next has returned its end (or Drain OK).
-  std::string Digest() const { return hash_.Digest(); }
+  std::string Digest() const { return hashing_ ? hash_.Digest() : std::string(); }
   int64_t size() const { return size_; }
 
  private:
@@ -108,6 +109,7 @@ class ReadAhead {
   bool stop_ ABSL_GUARDED_BY(mu_) = false;  // the caller is finished
   absl::Status error_ ABSL_GUARDED_BY(mu_);
   // The reader's, until it is done (which Next's end-of-stream publishes).
+  const bool hashing_;
   Sha256 hash_;
   int64_t size_ = 0;
   std::thread thread_;

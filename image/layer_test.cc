@@ -510,6 +510,26 @@ TEST_F(LayerTest, OverlayMountHidesWhatWhiteoutsDelete) {
 
 // ---------------------------------------------------------------- streams and digests
 
+// A content-store blob's digest is verified when it is written: for an
+// uncompressed layer it is the diff ID, taken as given rather than hashed
+// again; a compressed layer's diff ID is still computed.
+TEST_F(LayerTest, KnownDigestOfAnUncompressedLayerIsItsDiffId) {
+  const std::string tar = MakeTar({File("f", "x")});
+  for (Compression compression : {Compression::kNone, Compression::kGzip}) {
+    TempDir target;
+    UniqueFd fd = OpenDir(target.path());
+    ApplyOptions options;
+    options.source_digest = "sha256:" + std::string(64, 'a');
+    const std::string bytes = compression == Compression::kNone ? tar : Gzip(tar);
+    std::unique_ptr<ByteSource> source = StringSource(bytes);
+    absl::StatusOr<ApplyResult> result = ApplyLayer(*source, compression, fd.get(), options);
+    ASSERT_THAT(result, IsOk());
+    EXPECT_EQ(result->diff_id,
+              compression == Compression::kNone ? options.source_digest : Sha256Digest(tar));
+    EXPECT_EQ(result->size, static_cast<int64_t>(tar.size()));
+  }
+}
+
 // What an early unpack needs to know to reuse a tree elsewhere: whether
 // the layer held whiteouts, implied parents, or set its root.
 TEST_F(LayerTest, ResultSaysWhatTheTreeDependsOn) {

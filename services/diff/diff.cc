@@ -85,7 +85,7 @@ class Service final : public api::Diff::CallbackService, public daemon::GrpcServ
         applied = *std::move(early);
       } else {
         std::unique_ptr<image::ByteSource> source = image::BlobSource(*blob);
-        applied = image::ApplyLayerToTree(*source, compression, *tree);
+        applied = image::ApplyLayerToTree(*source, compression, *tree, layer.digest());
       }
       if (!applied.ok()) {
         return absl::Status(applied.status().code(),

@@ -117,6 +117,7 @@ void EarlyUnpacker::Unpack(const Job& job) {
     std::unique_ptr<image::ByteSource> source = image::BlobSource(**blob);
     image::ApplyOptions options;
     options.whiteouts = image::ApplyOptions::Whiteouts::kOverlay;
+    options.source_digest = job.digest;
     absl::StatusOr<image::ApplyResult> applied =
         target.valid() ? image::ApplyLayer(*source, *compression, target.get(), options)
                        : absl::StatusOr<image::ApplyResult>(ErrnoStatus("open", fs));
