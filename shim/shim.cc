@@ -1,0 +1,619 @@
+#include "shim/shim.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "base/log.h"
+#include "base/sha256.h"
+#include "base/status.h"
+#include "base/strings.h"
+#include "base/unique_fd.h"
+#include "github.com/containerd/containerd/api/events/task.pb.h"
+#include "github.com/containerd/containerd/api/services/ttrpc/events/v1/events.pb.h"
+#include "github.com/containerd/containerd/runtime/v2/runc/options/oci.pb.h"
+#include "github.com/containerd/containerd/runtime/v2/task/shim.pb.h"
+#include "snapshotter/mount.h"
+
+namespace berth::shim {
+namespace {
+
+namespace task = ::containerd::task::v2;
+namespace types = ::containerd::v1::types;
+
+constexpr char kTaskService[] = "containerd.task.v2.Task";
+constexpr char kVersion[] = "berth-shim-v1";
+
+std::string Dirname(const std::string& path) {
+  size_t slash = path.rfind('/');
+  return slash == std::string::npos || slash == 0 ? "/" : path.substr(0, slash);
+}
+
+absl::Status MakeDirs(const std::string& path, mode_t mode) {
+  std::string at;
+  for (absl::string_view part : absl::StrSplit(path, '/', absl::SkipEmpty())) {
+    absl::StrAppend(&at, "/", part);
+    if (::mkdir(at.c_str(), mode) != 0 && errno != EEXIST) return ErrnoStatus("mkdir", at);
+  }
+  return absl::OkStatus();
+}
+
+google::protobuf::Timestamp ToTimestamp(absl::Time t) {
+  google::protobuf::Timestamp ts;
+  const int64_t ns = absl::ToUnixNanos(t);
+  ts.set_seconds(ns / 1000000000);
+  ts.set_nanos(static_cast<int32_t>(ns % 1000000000));
+  return ts;
+}
+
+// The last "msg" runc's JSON log holds: the reason a runtime command failed.
+std::string LastRuntimeError(const std::string& log_path) {
+  std::ifstream in(log_path);
+  std::string line, last;
+  while (std::getline(in, line)) {
+    if (absl::StrContains(line, "\"level\":\"error\"")) last = line;
+  }
+  size_t at = last.find("\"msg\":\"");
+  if (at == std::string::npos) return last;
+  at += 7;
+  size_t end = last.find("\",", at);
+  return last.substr(at, end == std::string::npos ? std::string::npos : end - at);
+}
+
+// Runs the OCI runtime with `args` and waits for it; its stdio is
+// `stdio` (-1: /dev/null). The error names the command and what the
+// runtime logged.
+absl::Status RunRuntime(const std::string& binary, const std::string& root,
+                        const std::string& log_path, const std::vector<std::string>& args,
+                        const int stdio[3]) {
+  std::vector<std::string> argv = {binary, "--root", root, "--log", log_path, "--log-format", "json"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  pid_t pid = ::fork();
+  if (pid < 0) return ErrnoStatus("fork", binary);
+  if (pid == 0) {
+    int null = ::open("/dev/null", O_RDWR);
+    for (int fd = 0; fd < 3; ++fd) ::dup2(stdio[fd] >= 0 ? stdio[fd] : null, fd);
+    ::sigset_t all;
+    ::sigemptyset(&all);
+    ::sigprocmask(SIG_SETMASK, &all, nullptr);
+    std::vector<char*> cargv;
+    for (std::string& a : argv) cargv.push_back(a.data());
+    cargv.push_back(nullptr);
+    ::execvp(cargv[0], cargv.data());
+    ::_exit(127);
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return absl::OkStatus();
+  std::string why = LastRuntimeError(log_path);
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 127 && why.empty()) why = "cannot run it";
+  return absl::UnknownError(absl::StrCat(binary, " ", args.empty() ? "" : args[0], ": ",
+                                         why.empty() ? "failed" : why));
+}
+
+// The one task this shim holds.
+struct Task {
+  std::string id;
+  std::string bundle;
+  std::string stdin_path, stdout_path, stderr_path;
+  bool terminal = false;
+  std::string runtime = "runc";
+  std::string runtime_root;
+  int pid = 0;
+  types::Status status = types::UNKNOWN;
+  uint32_t exit_status = 0;
+  absl::Time exited_at;
+  snapshotter::MountGuard rootfs;
+  std::vector<ttrpc::Reply> waiters;
+};
+
+class TaskService {
+ public:
+  TaskService(const Flags& flags, ttrpc::EventLoop& loop) : flags_(flags), loop_(loop) {}
+
+  void Register(ttrpc::Server& server) {
+    auto add = [&](const char* method, auto handler) {
+      server.Register(kTaskService, method,
+                      [this, handler](const ttrpc::CallContext&, std::string payload,
+                                      ttrpc::Reply reply) { (this->*handler)(payload, reply); });
+    };
+    add("Create", &TaskService::Create);
+    add("Start", &TaskService::Start);
+    add("State", &TaskService::State);
+    add("Wait", &TaskService::Wait);
+    add("Kill", &TaskService::Kill);
+    add("Delete", &TaskService::Delete);
+    add("Pids", &TaskService::Pids);
+    add("Connect", &TaskService::Connect);
+    add("Shutdown", &TaskService::Shutdown);
+  }
+
+  // SIGCHLD: reaps every child; the init's exit completes the task.
+  void Reap() {
+    for (;;) {
+      int status = 0;
+      pid_t pid = ::waitpid(-1, &status, WNOHANG);
+      if (pid <= 0) return;
+      if (!task_.has_value() || pid != task_->pid) continue;
+      task_->status = types::STOPPED;
+      task_->exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      task_->exited_at = absl::Now();
+      task::WaitResponse response;
+      response.set_exit_status(task_->exit_status);
+      *response.mutable_exited_at() = ToTimestamp(task_->exited_at);
+      for (ttrpc::Reply& waiter : task_->waiters) waiter(response.SerializeAsString());
+      task_->waiters.clear();
+      ::containerd::events::TaskExit event;
+      event.set_container_id(task_->id);
+      event.set_id(task_->id);
+      event.set_pid(task_->pid);
+      event.set_exit_status(task_->exit_status);
+      *event.mutable_exited_at() = ToTimestamp(task_->exited_at);
+      Publish("/tasks/exit", event);
+    }
+  }
+
+ private:
+  template <typename Request>
+  static absl::StatusOr<Request> Parse(const std::string& payload) {
+    Request request;
+    if (!request.ParseFromString(payload)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("malformed ", Request::descriptor()->full_name()));
+    }
+    return request;
+  }
+
+  absl::Status CheckId(const std::string& id) const {
+    if (!task_.has_value() || task_->id != id) {
+      return absl::NotFoundError(absl::StrCat("task ", Quote(id), ": not found"));
+    }
+    return absl::OkStatus();
+  }
+
+  // Forwards an event to the daemon's ttrpc events service, if it has one.
+  void Publish(const std::string& topic, const google::protobuf::Message& event) {
+    const char* address = std::getenv("TTRPC_ADDRESS");
+    if (address == nullptr || *address == '\0') return;
+    if (events_ == nullptr) {
+      absl::StatusOr<std::unique_ptr<ttrpc::Client>> client = ttrpc::Client::Dial(address);
+      if (!client.ok()) {
+        log::Warn("shim: cannot publish events", {{"error", client.status().ToString()}});
+        return;
+      }
+      events_ = *std::move(client);
+    }
+    ::containerd::services::events::ttrpc::v1::ForwardRequest request;
+    auto* envelope = request.mutable_envelope();
+    *envelope->mutable_timestamp() = ToTimestamp(absl::Now());
+    envelope->set_namespace_(flags_.ns);
+    envelope->set_topic(topic);
+    // containerd's type URLs are the bare message names.
+    envelope->mutable_event()->set_type_url(event.GetDescriptor()->full_name());
+    envelope->mutable_event()->set_value(event.SerializeAsString());
+    ttrpc::CallOptions options;
+    options.timeout = absl::Seconds(5);
+    options.metadata = {{ttrpc::kNamespaceKey, flags_.ns}};
+    absl::StatusOr<std::string> sent = events_->Call("containerd.services.events.ttrpc.v1.Events",
+                                                     "Forward", request.SerializeAsString(), options);
+    if (!sent.ok()) {
+      log::Warn("shim: publishing an event failed", {{"topic", topic}, {"error", sent.status().ToString()}});
+      events_.reset();
+    }
+  }
+
+  std::string LogPath() const { return task_->bundle + "/log.json"; }
+
+  void Create(const std::string& payload, const ttrpc::Reply& reply) {
+    absl::StatusOr<task::CreateTaskRequest> request = Parse<task::CreateTaskRequest>(payload);
+    if (!request.ok()) return reply(request.status());
+    if (task_.has_value()) {
+      return reply(absl::AlreadyExistsError(absl::StrCat("task ", Quote(task_->id), " exists")));
+    }
+    if (request->terminal()) {
+      return reply(absl::UnimplementedError("terminals are not supported by this shim yet"));
+    }
+    Task t;
+    t.id = request->id();
+    t.bundle = request->bundle();
+    t.stdin_path = request->stdin();
+    t.stdout_path = request->stdout();
+    t.stderr_path = request->stderr();
+    t.runtime_root = absl::StrCat(Dirname(flags_.address), "/runc/", flags_.ns);
+    if (request->has_options()) {
+      ::containerd::runc::v1::Options options;
+      if (request->options().UnpackTo(&options)) {
+        if (!options.binary_name().empty()) t.runtime = options.binary_name();
+        if (!options.root().empty()) t.runtime_root = absl::StrCat(options.root(), "/", flags_.ns);
+      }
+    }
+    if (absl::Status made = MakeDirs(t.runtime_root, 0711); !made.ok()) return reply(made);
+    if (request->rootfs_size() > 0) {
+      std::vector<snapshotter::Mount> mounts;
+      for (const auto& m : request->rootfs()) {
+        mounts.push_back(snapshotter::Mount{m.type(), m.source(), m.target(),
+                                            {m.options().begin(), m.options().end()}});
+      }
+      const std::string rootfs = t.bundle + "/rootfs";
+      ::mkdir(rootfs.c_str(), 0711);
+      absl::StatusOr<snapshotter::MountGuard> guard = snapshotter::MountAll(mounts, rootfs);
+      if (!guard.ok()) return reply(guard.status());
+      t.rootfs = *std::move(guard);
+    }
+    // The container's stdio: the FIFOs the client made (read-write, so an
+    // open never waits for the other end).
+    UniqueFd io[3];
+    const std::string* paths[3] = {&t.stdin_path, &t.stdout_path, &t.stderr_path};
+    int fds[3] = {-1, -1, -1};
+    for (int i = 0; i < 3; ++i) {
+      if (paths[i]->empty()) continue;
+      io[i].Reset(::open(paths[i]->c_str(), O_RDWR | O_CLOEXEC));
+      if (!io[i].valid()) return reply(ErrnoStatus("open", *paths[i]));
+      fds[i] = io[i].get();
+    }
+    const std::string pid_file = t.bundle + "/init.pid";
+    task_ = std::move(t);
+    absl::Status created = RunRuntime(task_->runtime, task_->runtime_root, LogPath(),
+                                      {"create", "--bundle", task_->bundle, "--pid-file", pid_file,
+                                       task_->id},
+                                      fds);
+    std::ifstream pid_in(pid_file);
+    int pid = 0;
+    if (created.ok() && !(pid_in >> pid)) created = absl::InternalError("no pid file from the runtime");
+    if (!created.ok()) {
+      task_.reset();  // its MountGuard unmounts the rootfs
+      return reply(created);
+    }
+    task_->pid = pid;
+    task_->status = types::CREATED;
+    ::containerd::events::TaskCreate event;
+    event.set_container_id(task_->id);
+    event.set_bundle(task_->bundle);
+    *event.mutable_rootfs() = request->rootfs();
+    event.mutable_io()->set_stdin(task_->stdin_path);
+    event.mutable_io()->set_stdout(task_->stdout_path);
+    event.mutable_io()->set_stderr(task_->stderr_path);
+    event.set_pid(pid);
+    Publish("/tasks/create", event);
+    task::CreateTaskResponse response;
+    response.set_pid(pid);
+    reply(response.SerializeAsString());
+  }
+
+  void Start(const std::string& payload, const ttrpc::Reply& reply) {
+    absl::StatusOr<task::StartRequest> request = Parse<task::StartRequest>(payload);
+    if (!request.ok()) return reply(request.status());
+    if (absl::Status s = CheckId(request->id()); !s.ok()) return reply(s);
+    if (!request->exec_id().empty()) return reply(absl::UnimplementedError("exec is not supported yet"));
+    if (task_->status != types::CREATED) {
+      return reply(absl::FailedPreconditionError(absl::StrCat("task ", Quote(task_->id), " is not created")));
+    }
+    const int none[3] = {-1, -1, -1};
+    absl::Status started = RunRuntime(task_->runtime, task_->runtime_root, LogPath(), {"start", task_->id}, none);
+    if (!started.ok()) return reply(started);
+    if (task_->status == types::CREATED) task_->status = types::RUNNING;
+    ::containerd::events::TaskStart event;
+    event.set_container_id(task_->id);
+    event.set_pid(task_->pid);
+    Publish("/tasks/start", event);
+    task::StartResponse response;
+    response.set_pid(task_->pid);
+    reply(response.SerializeAsString());
+  }
+
+  void State(const std::string& payload, const ttrpc::Reply& reply) {
+    absl::StatusOr<task::StateRequest> request = Parse<task::StateRequest>(payload);
+    if (!request.ok()) return reply(request.status());
+    if (absl::Status s = CheckId(request->id()); !s.ok()) return reply(s);
+    task::StateResponse response;
+    response.set_id(task_->id);
+    response.set_bundle(task_->bundle);
+    response.set_pid(task_->pid);
+    response.set_status(task_->status);
+    response.set_stdin(task_->stdin_path);
+    response.set_stdout(task_->stdout_path);
+    response.set_stderr(task_->stderr_path);
+    response.set_terminal(task_->terminal);
+    response.set_exit_status(task_->exit_status);
+    if (task_->status == types::STOPPED) *response.mutable_exited_at() = ToTimestamp(task_->exited_at);
+    reply(response.SerializeAsString());
+  }
+
+  void Wait(const std::string& payload, const ttrpc::Reply& reply) {
+    absl::StatusOr<task::WaitRequest> request = Parse<task::WaitRequest>(payload);
+    if (!request.ok()) return reply(request.status());
+    if (absl::Status s = CheckId(request->id()); !s.ok()) return reply(s);
+    if (task_->status != types::STOPPED) {
+      task_->waiters.push_back(reply);
+      return;
+    }
+    task::WaitResponse response;
+    response.set_exit_status(task_->exit_status);
+    *response.mutable_exited_at() = ToTimestamp(task_->exited_at);
+    reply(response.SerializeAsString());
+  }
+
+  void Kill(const std::string& payload, const ttrpc::Reply& reply) {
+    absl::StatusOr<task::KillRequest> request = Parse<task::KillRequest>(payload);
+    if (!request.ok()) return reply(request.status());
+    if (absl::Status s = CheckId(request->id()); !s.ok()) return reply(s);
+    if (task_->status == types::STOPPED) {
+      return reply(absl::NotFoundError(absl::StrCat("task ", Quote(task_->id), ": process already finished")));
+    }
+    std::vector<std::string> args = {"kill"};
+    if (request->all()) args.push_back("--all");
+    args.push_back(task_->id);
+    args.push_back(absl::StrCat(request->signal()));
+    const int none[3] = {-1, -1, -1};
+    absl::Status killed = RunRuntime(task_->runtime, task_->runtime_root, LogPath(), args, none);
+    if (!killed.ok()) return reply(killed);
+    reply(std::string());
+  }
+
+  void Delete(const std::string& payload, const ttrpc::Reply& reply) {
+    absl::StatusOr<task::DeleteRequest> request = Parse<task::DeleteRequest>(payload);
+    if (!request.ok()) return reply(request.status());
+    if (absl::Status s = CheckId(request->id()); !s.ok()) return reply(s);
+    if (task_->status == types::RUNNING) {
+      return reply(absl::FailedPreconditionError(
+          absl::StrCat("task ", Quote(task_->id), " is running; kill it first")));
+    }
+    const int none[3] = {-1, -1, -1};
+    // A task created but never started is deleted by force (its init waits).
+    std::vector<std::string> args = {"delete"};
+    if (task_->status == types::CREATED) args.push_back("--force");
+    args.push_back(task_->id);
+    absl::Status deleted = RunRuntime(task_->runtime, task_->runtime_root, LogPath(), args, none);
+    if (!deleted.ok()) return reply(deleted);
+    if (task_->status == types::CREATED) {
+      Reap();  // the forced delete killed the init
+      if (task_->status != types::STOPPED) {
+        task_->status = types::STOPPED;
+        task_->exit_status = 128 + SIGKILL;
+        task_->exited_at = absl::Now();
+      }
+    }
+    task_->rootfs.Unmount().IgnoreError();
+    task::DeleteResponse response;
+    response.set_pid(task_->pid);
+    response.set_exit_status(task_->exit_status);
+    *response.mutable_exited_at() = ToTimestamp(task_->exited_at);
+    ::containerd::events::TaskDelete event;
+    event.set_container_id(task_->id);
+    event.set_pid(task_->pid);
+    event.set_exit_status(task_->exit_status);
+    *event.mutable_exited_at() = response.exited_at();
+    task_.reset();
+    Publish("/tasks/delete", event);
+    reply(response.SerializeAsString());
+  }
+
+  void Pids(const std::string& payload, const ttrpc::Reply& reply) {
+    absl::StatusOr<task::PidsRequest> request = Parse<task::PidsRequest>(payload);
+    if (!request.ok()) return reply(request.status());
+    if (absl::Status s = CheckId(request->id()); !s.ok()) return reply(s);
+    task::PidsResponse response;
+    if (task_->status != types::STOPPED) response.add_processes()->set_pid(task_->pid);
+    reply(response.SerializeAsString());
+  }
+
+  void Connect(const std::string& payload, const ttrpc::Reply& reply) {
+    absl::StatusOr<task::ConnectRequest> request = Parse<task::ConnectRequest>(payload);
+    if (!request.ok()) return reply(request.status());
+    task::ConnectResponse response;
+    response.set_shim_pid(static_cast<uint32_t>(::getpid()));
+    if (task_.has_value()) response.set_task_pid(task_->pid);
+    response.set_version(kVersion);
+    reply(response.SerializeAsString());
+  }
+
+  // Ends the shim once it holds no task, as containerd's shims do.
+  void Shutdown(const std::string& payload, const ttrpc::Reply& reply) {
+    absl::StatusOr<task::ShutdownRequest> request = Parse<task::ShutdownRequest>(payload);
+    if (!request.ok()) return reply(request.status());
+    reply(std::string());
+    if (!task_.has_value()) loop_.Stop();
+  }
+
+  const Flags& flags_;
+  ttrpc::EventLoop& loop_;
+  std::optional<Task> task_;
+  std::unique_ptr<ttrpc::Client> events_;
+};
+
+}  // namespace
+
+absl::StatusOr<Flags> ParseFlags(int argc, char** argv) {
+  Flags flags;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (!absl::StartsWith(arg, "-")) {
+      if (!flags.action.empty()) return absl::InvalidArgumentError(absl::StrCat("unexpected argument ", Quote(arg)));
+      flags.action = arg;
+      continue;
+    }
+    while (absl::StartsWith(arg, "-")) arg.erase(0, 1);
+    std::string value;
+    if (size_t eq = arg.find('='); eq != std::string::npos) {
+      value = arg.substr(eq + 1);
+      arg.resize(eq);
+    } else if (arg == "debug" || arg == "v") {
+      continue;  // boolean flags containerd may pass
+    } else if (i + 1 < argc) {
+      value = argv[++i];
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("flag -", arg, " needs a value"));
+    }
+    if (arg == "namespace") {
+      flags.ns = value;
+    } else if (arg == "address") {
+      flags.address = value;
+    } else if (arg == "id") {
+      flags.id = value;
+    } else if (arg == "bundle") {
+      flags.bundle = value;
+    } else if (arg == "publish-binary") {
+      flags.publish_binary = value;
+    } else if (arg != "socket") {
+      return absl::InvalidArgumentError(absl::StrCat("unknown flag -", arg));
+    }
+  }
+  if (flags.action != "" && flags.action != "start" && flags.action != "delete") {
+    return absl::InvalidArgumentError(absl::StrCat("unknown action ", Quote(flags.action)));
+  }
+  if (flags.ns.empty() || flags.id.empty()) {
+    return absl::InvalidArgumentError("-namespace and -id are required");
+  }
+  return flags;
+}
+
+std::string SocketPath(const Flags& flags) {
+  Sha256 hash;
+  hash.Update(absl::StrCat(flags.address, "\n", flags.ns, "\n", flags.id));
+  std::string dir = absl::StrCat(flags.address.empty() ? "/run/berth" : Dirname(flags.address), "/s");
+  std::string path = absl::StrCat(dir, "/", hash.Hex());
+  // A socket path holds 107 bytes: a deep address directory falls back.
+  if (path.size() > 107) path = absl::StrCat("/run/berth/s/", hash.Hex());
+  return path;
+}
+
+int Start(const Flags& flags, const char* self) {
+  const std::string path = SocketPath(flags);
+  if (absl::Status s = MakeDirs(Dirname(path), 0700); !s.ok()) {
+    std::fprintf(stderr, "%s\n", s.ToString().c_str());
+    return 1;
+  }
+  absl::StatusOr<UniqueFd> listener = ttrpc::ListenUnix(path);
+  if (absl::IsAlreadyExists(listener.status())) {
+    // A socket left by a shim that is gone: take its place. A live shim
+    // for the same task is an error containerd reports.
+    if (ttrpc::Client::Dial(path).ok()) {
+      std::fprintf(stderr, "a shim already serves %s\n", path.c_str());
+      return 1;
+    }
+    ::unlink(path.c_str());
+    listener = ttrpc::ListenUnix(path);
+  }
+  if (!listener.ok()) {
+    std::fprintf(stderr, "%s\n", listener.status().ToString().c_str());
+    return 1;
+  }
+  const std::string address = "unix://" + path;
+  {
+    std::ofstream out("address");
+    out << address;
+    if (!out) {
+      std::fprintf(stderr, "write address: %s\n", std::strerror(errno));
+      ::unlink(path.c_str());
+      return 1;
+    }
+  }
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    std::perror("fork");
+    ::unlink(path.c_str());
+    return 1;
+  }
+  if (pid == 0) {
+    ::setsid();
+    // The serving shim finds its socket at fd 3, open across the exec (a
+    // dup2 onto itself would leave close-on-exec set).
+    if (listener->get() != 3) ::dup2(listener->get(), 3);
+    ::fcntl(3, F_SETFD, 0);
+    int null = ::open("/dev/null", O_RDWR);
+    ::dup2(null, 0);
+    ::dup2(null, 1);
+    std::vector<std::string> args = {self, "-namespace", flags.ns, "-id", flags.id, "-address", flags.address};
+    if (!flags.publish_binary.empty()) {
+      args.push_back("-publish-binary");
+      args.push_back(flags.publish_binary);
+    }
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(self, argv.data());
+    ::_exit(127);
+  }
+  std::printf("%s", address.c_str());
+  std::fflush(stdout);
+  return 0;
+}
+
+int Delete(const Flags& flags) {
+  const std::string bundle = flags.bundle.empty() ? "." : flags.bundle;
+  const std::string root = absl::StrCat(Dirname(flags.address), "/runc/", flags.ns);
+  const int none[3] = {-1, -1, -1};
+  absl::Status deleted = RunRuntime("runc", root, bundle + "/log.json", {"delete", "--force", flags.id}, none);
+  if (!deleted.ok()) log::Warn("shim delete: the runtime's delete failed", {{"error", deleted.ToString()}});
+  ::umount2((bundle + "/rootfs").c_str(), MNT_DETACH);
+  task::DeleteResponse response;
+  response.set_exit_status(128 + SIGKILL);
+  *response.mutable_exited_at() = ToTimestamp(absl::Now());
+  std::string out = response.SerializeAsString();
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  std::fflush(stdout);
+  return 0;
+}
+
+int Serve(const Flags& flags) {
+  // containerd reads the shim's log from the `log` FIFO in the bundle.
+  int log_fd = ::open("log", O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+  if (log_fd >= 0) {
+    ::fcntl(log_fd, F_SETFL, ::fcntl(log_fd, F_GETFL) & ~O_NONBLOCK);
+    ::dup2(log_fd, 2);
+    ::close(log_fd);
+  }
+  if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
+    log::Warn("shim: cannot become a child subreaper", {{"error", std::strerror(errno)}});
+  }
+  ::sigset_t mask;
+  ::sigemptyset(&mask);
+  ::sigaddset(&mask, SIGCHLD);
+  ::sigprocmask(SIG_BLOCK, &mask, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+  UniqueFd signals(::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
+  absl::StatusOr<std::unique_ptr<ttrpc::EventLoop>> loop = ttrpc::EventLoop::Create();
+  if (!signals.valid() || !loop.ok()) {
+    log::Error("shim: cannot set up its event loop");
+    return 1;
+  }
+  ttrpc::Server server(**loop);
+  TaskService service(flags, **loop);
+  service.Register(server);
+  absl::Status status = (*loop)->Add(signals.get(), EPOLLIN, [&](uint32_t) {
+    signalfd_siginfo info;
+    while (::read(signals.get(), &info, sizeof(info)) == sizeof(info)) {
+    }
+    service.Reap();
+  });
+  if (status.ok()) status = server.Serve(UniqueFd(3));
+  if (status.ok()) status = (*loop)->Run();
+  ::unlink(SocketPath(flags).c_str());
+  if (!status.ok()) {
+    log::Error("shim: serving failed", {{"error", status.ToString()}});
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace berth::shim

@@ -1,0 +1,162 @@
+// The runtime v2 shim as a real containerd (Debian's 1.6, private root,
+// state and socket) drives it through `ctr run --runtime …`: the same
+// assertions for containerd-shim-berth-v1 and for containerd's own
+// containerd-shim-runc-v2, which proves them honest.
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "base/status_matchers.h"
+#include "base/temp_dir.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/harness.h"
+
+namespace berth::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr char kImage[] = "docker.io/library/busybox:latest";
+
+class ShimTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  static void SetUpTestSuite() {
+    // containerd finds io.containerd.berth.v1 as containerd-shim-berth-v1
+    // on its PATH.
+    std::string shim = RunfilePath("shim/containerd-shim-berth-v1");
+    std::string dir = shim.substr(0, shim.rfind('/'));
+    const char* path = ::getenv("PATH");
+    ::setenv("PATH", absl::StrCat(dir, ":", path ? path : "/usr/bin:/bin").c_str(), 1);
+    had_run_containerd_ = ::access("/run/containerd", F_OK) == 0;
+  }
+
+  // containerd's runc shim keeps its sockets and runc's state under
+  // /run/containerd whatever containerd's state dir: the empty
+  // directories it leaves go, unless they were there before.
+  static void TearDownTestSuite() {
+    if (!had_run_containerd_) RunCommand({"find", "/run/containerd", "-depth", "-type", "d", "-empty", "-delete"});
+  }
+
+  void SetUp() override {
+    ASSERT_THAT(containerd_.Start(), IsOk());
+    const std::string archive = dir_.path() + "/busybox.tar";
+    CommandResult r = RunCommand({RunfilePath("tests/make-image-archive.sh"), "oci", archive, kImage});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    r = Ctr({"images", "import", archive});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+
+  void TearDown() override {
+    // Whatever a failed case left running goes with its task.
+    for (absl::string_view line : absl::StrSplit(Ctr({"task", "ls", "-q"}).out, '\n', absl::SkipEmpty())) {
+      Ctr({"task", "kill", "-s", "SIGKILL", std::string(line)});
+    }
+    absl::SleepFor(absl::Milliseconds(200));
+    for (absl::string_view line : absl::StrSplit(Ctr({"task", "ls", "-q"}).out, '\n', absl::SkipEmpty())) {
+      Ctr({"task", "delete", std::string(line)});
+    }
+    for (absl::string_view line : absl::StrSplit(Ctr({"containers", "ls", "-q"}).out, '\n', absl::SkipEmpty())) {
+      Ctr({"containers", "rm", std::string(line)});
+    }
+  }
+
+  CommandResult Ctr(const std::vector<std::string>& args) { return testing::Ctr(containerd_, args); }
+
+  // `ctr run --runtime <the runtime> <extra> busybox <id> <command>`.
+  CommandResult Run(const std::vector<std::string>& extra, const std::string& id,
+                    const std::vector<std::string>& command) {
+    std::vector<std::string> args = {"run", "--runtime", GetParam(), "--fifo-dir", dir_.path()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    args.push_back(kImage);
+    args.push_back(id);
+    args.insert(args.end(), command.begin(), command.end());
+    return Ctr(args);
+  }
+
+  // The STATUS column of `ctr task ls` for `id` ("" when it is not there).
+  std::string TaskStatus(const std::string& id) {
+    for (absl::string_view line : absl::StrSplit(Ctr({"task", "ls"}).out, '\n')) {
+      std::vector<absl::string_view> fields = absl::StrSplit(line, ' ', absl::SkipEmpty());
+      if (fields.size() == 3 && fields[0] == id) return std::string(fields[2]);
+    }
+    return "";
+  }
+
+  static inline bool had_run_containerd_ = false;
+  TempDir dir_;
+  Daemon containerd_{Peer::kContainerd};
+};
+
+INSTANTIATE_TEST_SUITE_P(Runtimes, ShimTest,
+                         ::testing::Values("io.containerd.berth.v1", "io.containerd.runc.v2"),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param == "io.containerd.berth.v1" ? "berth" : "runc";
+                         });
+
+TEST_P(ShimTest, RunRmGivesOutputAndExitCodes) {
+  CommandResult r = Run({"--rm"}, "hello", {"/bin/busybox", "echo", "hello from a container"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "hello from a container\n");
+  r = Run({"--rm"}, "three", {"/bin/sh", "-c", "echo out; echo err >&2; exit 3"});
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_EQ(r.out, "out\n");
+  EXPECT_THAT(r.err, HasSubstr("err\n"));
+  EXPECT_EQ(Ctr({"containers", "ls", "-q"}).out, "") << "--rm removed them";
+}
+
+TEST_P(ShimTest, DetachedTaskListsKillsAndDeletes) {
+  CommandResult r = Run({"-d"}, "sleeper", {"/bin/busybox", "sleep", "300"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(TaskStatus("sleeper"), "RUNNING");
+  r = Ctr({"task", "ps", "sleeper"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("PID"));
+  // A running task cannot be deleted.
+  r = Ctr({"task", "delete", "sleeper"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr("stopped"));
+  // PID 1 ignores SIGTERM without a handler: SIGKILL stops it.
+  ASSERT_EQ(Ctr({"task", "kill", "-s", "SIGKILL", "sleeper"}).exit_code, 0);
+  for (int i = 0; i < 100 && TaskStatus("sleeper") != "STOPPED"; ++i) absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_EQ(TaskStatus("sleeper"), "STOPPED");
+  r = Ctr({"task", "delete", "sleeper"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(TaskStatus("sleeper"), "");
+  EXPECT_EQ(Ctr({"containers", "rm", "sleeper"}).exit_code, 0);
+  // Killing what is gone says so.
+  r = Ctr({"task", "kill", "sleeper"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr("not found"));
+}
+
+TEST_P(ShimTest, TheRuntimesErrorReachesTheClient) {
+  CommandResult r = Run({"--rm"}, "missing", {"/no/such/binary"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr("/no/such/binary"));
+  EXPECT_THAT(r.err, HasSubstr("no such file or directory"));
+  EXPECT_EQ(TaskStatus("missing"), "");
+}
+
+TEST_P(ShimTest, TaskEventsReachContainerd) {
+  Process events({"ctr", "--address", containerd_.address(), "events"});
+  absl::SleepFor(absl::Milliseconds(200));  // the subscription is asynchronous
+  CommandResult r = Run({"--rm"}, "evented", {"/bin/busybox", "true"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(events.WaitForOutput("/tasks/delete", absl::Seconds(10))) << events.Output();
+  for (const char* topic : {"/tasks/create", "/tasks/start", "/tasks/exit"}) {
+    EXPECT_THAT(events.Output(), HasSubstr(topic));
+  }
+  events.Stop(SIGTERM);
+}
+
+}  // namespace
+}  // namespace berth::testing
