@@ -184,11 +184,14 @@ class TaskService {
     return request;
   }
 
-  absl::Status CheckId(const std::string& id) const {
-    if (!task_.has_value() || task_->id != id) {
-      return absl::NotFoundError(absl::StrCat("task ", Quote(id), ": not found"));
+  // Parse, for a request naming the task: NotFound unless it is this one.
+  template <typename Request>
+  absl::StatusOr<Request> ParseForTask(const std::string& payload) const {
+    absl::StatusOr<Request> request = Parse<Request>(payload);
+    if (request.ok() && (!task_.has_value() || task_->id != request->id())) {
+      return absl::NotFoundError(absl::StrCat("task ", Quote(request->id()), ": not found"));
     }
-    return absl::OkStatus();
+    return request;
   }
 
   // Forwards an event to the daemon's ttrpc events service, if it has one.
@@ -301,9 +304,8 @@ class TaskService {
   }
 
   void Start(const std::string& payload, const ttrpc::Reply& reply) {
-    absl::StatusOr<task::StartRequest> request = Parse<task::StartRequest>(payload);
+    absl::StatusOr<task::StartRequest> request = ParseForTask<task::StartRequest>(payload);
     if (!request.ok()) return reply(request.status());
-    if (absl::Status s = CheckId(request->id()); !s.ok()) return reply(s);
     if (!request->exec_id().empty()) return reply(absl::UnimplementedError("exec is not supported yet"));
     if (task_->status != types::CREATED) {
       return reply(absl::FailedPreconditionError(absl::StrCat("task ", Quote(task_->id), " is not created")));
@@ -322,9 +324,8 @@ class TaskService {
   }
 
   void State(const std::string& payload, const ttrpc::Reply& reply) {
-    absl::StatusOr<task::StateRequest> request = Parse<task::StateRequest>(payload);
+    absl::StatusOr<task::StateRequest> request = ParseForTask<task::StateRequest>(payload);
     if (!request.ok()) return reply(request.status());
-    if (absl::Status s = CheckId(request->id()); !s.ok()) return reply(s);
     task::StateResponse response;
     response.set_id(task_->id);
     response.set_bundle(task_->bundle);
@@ -340,9 +341,8 @@ class TaskService {
   }
 
   void Wait(const std::string& payload, const ttrpc::Reply& reply) {
-    absl::StatusOr<task::WaitRequest> request = Parse<task::WaitRequest>(payload);
+    absl::StatusOr<task::WaitRequest> request = ParseForTask<task::WaitRequest>(payload);
     if (!request.ok()) return reply(request.status());
-    if (absl::Status s = CheckId(request->id()); !s.ok()) return reply(s);
     if (task_->status != types::STOPPED) {
       task_->waiters.push_back(reply);
       return;
@@ -354,9 +354,8 @@ class TaskService {
   }
 
   void Kill(const std::string& payload, const ttrpc::Reply& reply) {
-    absl::StatusOr<task::KillRequest> request = Parse<task::KillRequest>(payload);
+    absl::StatusOr<task::KillRequest> request = ParseForTask<task::KillRequest>(payload);
     if (!request.ok()) return reply(request.status());
-    if (absl::Status s = CheckId(request->id()); !s.ok()) return reply(s);
     if (task_->status == types::STOPPED) {
       return reply(absl::NotFoundError(absl::StrCat("task ", Quote(task_->id), ": process already finished")));
     }
@@ -371,9 +370,8 @@ class TaskService {
   }
 
   void Delete(const std::string& payload, const ttrpc::Reply& reply) {
-    absl::StatusOr<task::DeleteRequest> request = Parse<task::DeleteRequest>(payload);
+    absl::StatusOr<task::DeleteRequest> request = ParseForTask<task::DeleteRequest>(payload);
     if (!request.ok()) return reply(request.status());
-    if (absl::Status s = CheckId(request->id()); !s.ok()) return reply(s);
     if (task_->status == types::RUNNING) {
       return reply(absl::FailedPreconditionError(
           absl::StrCat("task ", Quote(task_->id), " is running; kill it first")));
@@ -409,9 +407,8 @@ class TaskService {
   }
 
   void Pids(const std::string& payload, const ttrpc::Reply& reply) {
-    absl::StatusOr<task::PidsRequest> request = Parse<task::PidsRequest>(payload);
+    absl::StatusOr<task::PidsRequest> request = ParseForTask<task::PidsRequest>(payload);
     if (!request.ok()) return reply(request.status());
-    if (absl::Status s = CheckId(request->id()); !s.ok()) return reply(s);
     task::PidsResponse response;
     if (task_->status != types::STOPPED) response.add_processes()->set_pid(task_->pid);
     reply(response.SerializeAsString());
