@@ -138,6 +138,24 @@ TEST_P(ShimTest, DetachedTaskListsKillsAndDeletes) {
   EXPECT_THAT(r.err, HasSubstr("not found"));
 }
 
+// The shim outlives containerd: killed with SIGKILL and started again,
+// containerd finds the running task through the shim's address file, and
+// drives it to its end as before.
+TEST_P(ShimTest, ContainerdRestartedFindsTheRunningTask) {
+  CommandResult r = Run({"-d"}, "survivor", {"/bin/busybox", "sleep", "300"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_EQ(TaskStatus("survivor"), "RUNNING");
+  containerd_.Stop(SIGKILL);
+  ASSERT_THAT(containerd_.Start(), IsOk());
+  EXPECT_EQ(TaskStatus("survivor"), "RUNNING");
+  ASSERT_EQ(Ctr({"task", "kill", "-s", "SIGKILL", "survivor"}).exit_code, 0);
+  for (int i = 0; i < 100 && TaskStatus("survivor") != "STOPPED"; ++i) absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_EQ(TaskStatus("survivor"), "STOPPED");
+  r = Ctr({"task", "delete", "survivor"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out + r.err, HasSubstr("137"));
+}
+
 TEST_P(ShimTest, TheRuntimesErrorReachesTheClient) {
   CommandResult r = Run({"--rm"}, "missing", {"/no/such/binary"});
   EXPECT_NE(r.exit_code, 0);
