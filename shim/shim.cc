@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -111,21 +112,49 @@ absl::Status RunRuntime(const std::string& binary, const std::string& root,
                                          why.empty() ? "failed" : why));
 }
 
+// One process of the task: its init ("" exec id) or an exec'd one.
+struct Process {
+  std::string exec_id;
+  std::string stdin_path, stdout_path, stderr_path;
+  bool terminal = false;
+  std::string spec;  // an exec's OCI process, as JSON
+  int pid = 0;
+  types::Status status = types::CREATED;
+  uint32_t exit_status = 0;
+  absl::Time exited_at;
+  std::vector<ttrpc::Reply> waiters;
+};
+
 // The one task this shim holds.
 struct Task {
   std::string id;
   std::string bundle;
-  std::string stdin_path, stdout_path, stderr_path;
-  bool terminal = false;
   std::string runtime = "runc";
   std::string runtime_root;
-  int pid = 0;
-  types::Status status = types::UNKNOWN;
-  uint32_t exit_status = 0;
-  absl::Time exited_at;
   snapshotter::MountGuard rootfs;
-  std::vector<ttrpc::Reply> waiters;
+  Process init;
+  std::map<std::string, Process> execs;
 };
+
+// Opens a process's stdio FIFOs (read-write, so an open never waits for
+// the other end); `fds` gets -1 for those not given.
+absl::Status OpenStdio(const Process& process, UniqueFd io[3], int fds[3]) {
+  const std::string* paths[3] = {&process.stdin_path, &process.stdout_path, &process.stderr_path};
+  for (int i = 0; i < 3; ++i) {
+    fds[i] = -1;
+    if (paths[i]->empty()) continue;
+    io[i].Reset(::open(paths[i]->c_str(), O_RDWR | O_CLOEXEC));
+    if (!io[i].valid()) return ErrnoStatus("open", *paths[i]);
+    fds[i] = io[i].get();
+  }
+  return absl::OkStatus();
+}
+
+int ReadPidFile(const std::string& path) {
+  std::ifstream in(path);
+  int pid = 0;
+  return (in >> pid) ? pid : 0;
+}
 
 class TaskService {
  public:
@@ -143,32 +172,35 @@ class TaskService {
     add("Wait", &TaskService::Wait);
     add("Kill", &TaskService::Kill);
     add("Delete", &TaskService::Delete);
+    add("Exec", &TaskService::Exec);
+    add("Pause", &TaskService::Pause);
+    add("Resume", &TaskService::Resume);
     add("Pids", &TaskService::Pids);
     add("Connect", &TaskService::Connect);
     add("Shutdown", &TaskService::Shutdown);
   }
 
-  // SIGCHLD: reaps every child; the init's exit completes the task.
+  // SIGCHLD: reaps every child; an exit of one of the task's processes
+  // completes it.
   void Reap() {
     for (;;) {
       int status = 0;
       pid_t pid = ::waitpid(-1, &status, WNOHANG);
       if (pid <= 0) return;
-      if (!task_.has_value() || pid != task_->pid) continue;
-      task_->status = types::STOPPED;
-      task_->exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      task_->exited_at = absl::Now();
-      task::WaitResponse response;
-      response.set_exit_status(task_->exit_status);
-      *response.mutable_exited_at() = ToTimestamp(task_->exited_at);
-      for (ttrpc::Reply& waiter : task_->waiters) waiter(response.SerializeAsString());
-      task_->waiters.clear();
+      Process* process = ByPid(pid);
+      if (process == nullptr) continue;
+      process->status = types::STOPPED;
+      process->exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      process->exited_at = absl::Now();
+      std::string done = WaitResponseOf(*process);
+      for (ttrpc::Reply& waiter : process->waiters) waiter(done);
+      process->waiters.clear();
       ::containerd::events::TaskExit event;
       event.set_container_id(task_->id);
-      event.set_id(task_->id);
-      event.set_pid(task_->pid);
-      event.set_exit_status(task_->exit_status);
-      *event.mutable_exited_at() = ToTimestamp(task_->exited_at);
+      event.set_id(process->exec_id.empty() ? task_->id : process->exec_id);
+      event.set_pid(process->pid);
+      event.set_exit_status(process->exit_status);
+      *event.mutable_exited_at() = ToTimestamp(process->exited_at);
       Publish("/tasks/exit", event);
     }
   }
@@ -192,6 +224,32 @@ class TaskService {
       return absl::NotFoundError(absl::StrCat("task ", Quote(request->id()), ": not found"));
     }
     return request;
+  }
+
+  // The task's process `exec_id` ("" for its init); NotFound if none.
+  absl::StatusOr<Process*> Find(const std::string& exec_id) {
+    if (exec_id.empty()) return &task_->init;
+    auto it = task_->execs.find(exec_id);
+    if (it == task_->execs.end()) {
+      return absl::NotFoundError(absl::StrCat("exec ", Quote(exec_id), " of task ", Quote(task_->id), ": not found"));
+    }
+    return &it->second;
+  }
+
+  Process* ByPid(int pid) {
+    if (!task_.has_value() || pid <= 0) return nullptr;
+    if (task_->init.pid == pid) return &task_->init;
+    for (auto& [id, process] : task_->execs) {
+      if (process.pid == pid && process.status != types::STOPPED) return &process;
+    }
+    return nullptr;
+  }
+
+  static std::string WaitResponseOf(const Process& process) {
+    task::WaitResponse response;
+    response.set_exit_status(process.exit_status);
+    *response.mutable_exited_at() = ToTimestamp(process.exited_at);
+    return response.SerializeAsString();
   }
 
   // Forwards an event to the daemon's ttrpc events service, if it has one.
@@ -225,7 +283,11 @@ class TaskService {
     }
   }
 
-  std::string LogPath() const { return task_->bundle + "/log.json"; }
+  absl::Status Runtime(const std::vector<std::string>& args, const int stdio[3] = nullptr) {
+    const int none[3] = {-1, -1, -1};
+    return RunRuntime(task_->runtime, task_->runtime_root, task_->bundle + "/log.json", args,
+                      stdio != nullptr ? stdio : none);
+  }
 
   void Create(const std::string& payload, const ttrpc::Reply& reply) {
     absl::StatusOr<task::CreateTaskRequest> request = Parse<task::CreateTaskRequest>(payload);
@@ -239,9 +301,9 @@ class TaskService {
     Task t;
     t.id = request->id();
     t.bundle = request->bundle();
-    t.stdin_path = request->stdin();
-    t.stdout_path = request->stdout();
-    t.stderr_path = request->stderr();
+    t.init.stdin_path = request->stdin();
+    t.init.stdout_path = request->stdout();
+    t.init.stderr_path = request->stderr();
     t.runtime_root = absl::StrCat(Dirname(flags_.address), "/runc/", flags_.ns);
     if (request->has_options()) {
       ::containerd::runc::v1::Options options;
@@ -263,39 +325,27 @@ class TaskService {
       if (!guard.ok()) return reply(guard.status());
       t.rootfs = *std::move(guard);
     }
-    // The container's stdio: the FIFOs the client made (read-write, so an
-    // open never waits for the other end).
     UniqueFd io[3];
-    const std::string* paths[3] = {&t.stdin_path, &t.stdout_path, &t.stderr_path};
-    int fds[3] = {-1, -1, -1};
-    for (int i = 0; i < 3; ++i) {
-      if (paths[i]->empty()) continue;
-      io[i].Reset(::open(paths[i]->c_str(), O_RDWR | O_CLOEXEC));
-      if (!io[i].valid()) return reply(ErrnoStatus("open", *paths[i]));
-      fds[i] = io[i].get();
-    }
+    int fds[3];
+    if (absl::Status opened = OpenStdio(t.init, io, fds); !opened.ok()) return reply(opened);
     const std::string pid_file = t.bundle + "/init.pid";
     task_ = std::move(t);
-    absl::Status created = RunRuntime(task_->runtime, task_->runtime_root, LogPath(),
-                                      {"create", "--bundle", task_->bundle, "--pid-file", pid_file,
-                                       task_->id},
-                                      fds);
-    std::ifstream pid_in(pid_file);
-    int pid = 0;
-    if (created.ok() && !(pid_in >> pid)) created = absl::InternalError("no pid file from the runtime");
+    absl::Status created =
+        Runtime({"create", "--bundle", task_->bundle, "--pid-file", pid_file, task_->id}, fds);
+    const int pid = created.ok() ? ReadPidFile(pid_file) : 0;
+    if (created.ok() && pid <= 0) created = absl::InternalError("no pid file from the runtime");
     if (!created.ok()) {
       task_.reset();  // its MountGuard unmounts the rootfs
       return reply(created);
     }
-    task_->pid = pid;
-    task_->status = types::CREATED;
+    task_->init.pid = pid;
     ::containerd::events::TaskCreate event;
     event.set_container_id(task_->id);
     event.set_bundle(task_->bundle);
     *event.mutable_rootfs() = request->rootfs();
-    event.mutable_io()->set_stdin(task_->stdin_path);
-    event.mutable_io()->set_stdout(task_->stdout_path);
-    event.mutable_io()->set_stderr(task_->stderr_path);
+    event.mutable_io()->set_stdin(task_->init.stdin_path);
+    event.mutable_io()->set_stdout(task_->init.stdout_path);
+    event.mutable_io()->set_stderr(task_->init.stderr_path);
     event.set_pid(pid);
     Publish("/tasks/create", event);
     task::CreateTaskResponse response;
@@ -303,114 +353,220 @@ class TaskService {
     reply(response.SerializeAsString());
   }
 
+  void Exec(const std::string& payload, const ttrpc::Reply& reply) {
+    absl::StatusOr<task::ExecProcessRequest> request = ParseForTask<task::ExecProcessRequest>(payload);
+    if (!request.ok()) return reply(request.status());
+    if (request->exec_id().empty()) return reply(absl::InvalidArgumentError("exec id is empty"));
+    if (task_->execs.contains(request->exec_id())) {
+      return reply(absl::AlreadyExistsError(absl::StrCat("exec ", Quote(request->exec_id()), " exists")));
+    }
+    if (request->terminal()) {
+      return reply(absl::UnimplementedError("terminals are not supported by this shim yet"));
+    }
+    if (task_->init.status != types::RUNNING) {
+      return reply(absl::FailedPreconditionError(absl::StrCat("task ", Quote(task_->id), " is not running")));
+    }
+    Process process;
+    process.exec_id = request->exec_id();
+    process.stdin_path = request->stdin();
+    process.stdout_path = request->stdout();
+    process.stderr_path = request->stderr();
+    process.spec = request->spec().value();
+    task_->execs.emplace(process.exec_id, std::move(process));
+    ::containerd::events::TaskExecAdded event;
+    event.set_container_id(task_->id);
+    event.set_exec_id(request->exec_id());
+    Publish("/tasks/exec-added", event);
+    reply(std::string());
+  }
+
   void Start(const std::string& payload, const ttrpc::Reply& reply) {
     absl::StatusOr<task::StartRequest> request = ParseForTask<task::StartRequest>(payload);
     if (!request.ok()) return reply(request.status());
-    if (!request->exec_id().empty()) return reply(absl::UnimplementedError("exec is not supported yet"));
-    if (task_->status != types::CREATED) {
-      return reply(absl::FailedPreconditionError(absl::StrCat("task ", Quote(task_->id), " is not created")));
+    absl::StatusOr<Process*> found = Find(request->exec_id());
+    if (!found.ok()) return reply(found.status());
+    Process& process = **found;
+    if (process.status != types::CREATED || (!process.exec_id.empty() && process.pid != 0)) {
+      return reply(absl::FailedPreconditionError(absl::StrCat(
+          "process ", Quote(process.exec_id.empty() ? task_->id : process.exec_id), " was started already")));
     }
-    const int none[3] = {-1, -1, -1};
-    absl::Status started = RunRuntime(task_->runtime, task_->runtime_root, LogPath(), {"start", task_->id}, none);
-    if (!started.ok()) return reply(started);
-    if (task_->status == types::CREATED) task_->status = types::RUNNING;
-    ::containerd::events::TaskStart event;
-    event.set_container_id(task_->id);
-    event.set_pid(task_->pid);
-    Publish("/tasks/start", event);
+    if (process.exec_id.empty()) {
+      if (absl::Status started = Runtime({"start", task_->id}); !started.ok()) return reply(started);
+      if (process.status == types::CREATED) process.status = types::RUNNING;
+      ::containerd::events::TaskStart event;
+      event.set_container_id(task_->id);
+      event.set_pid(process.pid);
+      Publish("/tasks/start", event);
+    } else {
+      const std::string spec_file = absl::StrCat(task_->bundle, "/exec-", process.exec_id, ".json");
+      const std::string pid_file = absl::StrCat(task_->bundle, "/exec-", process.exec_id, ".pid");
+      { std::ofstream(spec_file) << process.spec; }
+      UniqueFd io[3];
+      int fds[3];
+      if (absl::Status opened = OpenStdio(process, io, fds); !opened.ok()) return reply(opened);
+      absl::Status started = Runtime(
+          {"exec", "--process", spec_file, "--detach", "--pid-file", pid_file, task_->id}, fds);
+      process.pid = started.ok() ? ReadPidFile(pid_file) : 0;
+      ::unlink(spec_file.c_str());
+      ::unlink(pid_file.c_str());
+      if (!started.ok()) return reply(started);
+      if (process.status == types::CREATED) process.status = types::RUNNING;
+      ::containerd::events::TaskExecStarted event;
+      event.set_container_id(task_->id);
+      event.set_exec_id(process.exec_id);
+      event.set_pid(process.pid);
+      Publish("/tasks/exec-started", event);
+      Reap();  // a quick exec may have exited before its pid was known
+    }
     task::StartResponse response;
-    response.set_pid(task_->pid);
+    response.set_pid(process.pid);
     reply(response.SerializeAsString());
   }
 
   void State(const std::string& payload, const ttrpc::Reply& reply) {
     absl::StatusOr<task::StateRequest> request = ParseForTask<task::StateRequest>(payload);
     if (!request.ok()) return reply(request.status());
+    absl::StatusOr<Process*> found = Find(request->exec_id());
+    if (!found.ok()) return reply(found.status());
+    const Process& process = **found;
     task::StateResponse response;
     response.set_id(task_->id);
     response.set_bundle(task_->bundle);
-    response.set_pid(task_->pid);
-    response.set_status(task_->status);
-    response.set_stdin(task_->stdin_path);
-    response.set_stdout(task_->stdout_path);
-    response.set_stderr(task_->stderr_path);
-    response.set_terminal(task_->terminal);
-    response.set_exit_status(task_->exit_status);
-    if (task_->status == types::STOPPED) *response.mutable_exited_at() = ToTimestamp(task_->exited_at);
+    response.set_pid(process.pid);
+    response.set_status(process.status);
+    response.set_stdin(process.stdin_path);
+    response.set_stdout(process.stdout_path);
+    response.set_stderr(process.stderr_path);
+    response.set_terminal(process.terminal);
+    response.set_exit_status(process.exit_status);
+    response.set_exec_id(process.exec_id);
+    if (process.status == types::STOPPED) *response.mutable_exited_at() = ToTimestamp(process.exited_at);
     reply(response.SerializeAsString());
   }
 
   void Wait(const std::string& payload, const ttrpc::Reply& reply) {
     absl::StatusOr<task::WaitRequest> request = ParseForTask<task::WaitRequest>(payload);
     if (!request.ok()) return reply(request.status());
-    if (task_->status != types::STOPPED) {
-      task_->waiters.push_back(reply);
+    absl::StatusOr<Process*> found = Find(request->exec_id());
+    if (!found.ok()) return reply(found.status());
+    if ((*found)->status != types::STOPPED) {
+      (*found)->waiters.push_back(reply);
       return;
     }
-    task::WaitResponse response;
-    response.set_exit_status(task_->exit_status);
-    *response.mutable_exited_at() = ToTimestamp(task_->exited_at);
-    reply(response.SerializeAsString());
+    reply(WaitResponseOf(**found));
   }
 
   void Kill(const std::string& payload, const ttrpc::Reply& reply) {
     absl::StatusOr<task::KillRequest> request = ParseForTask<task::KillRequest>(payload);
     if (!request.ok()) return reply(request.status());
-    if (task_->status == types::STOPPED) {
-      return reply(absl::NotFoundError(absl::StrCat("task ", Quote(task_->id), ": process already finished")));
+    absl::StatusOr<Process*> found = Find(request->exec_id());
+    if (!found.ok()) return reply(found.status());
+    const Process& process = **found;
+    if (process.status == types::STOPPED || process.pid == 0) {
+      return reply(absl::NotFoundError(absl::StrCat(
+          "process ", Quote(process.exec_id.empty() ? task_->id : process.exec_id), " already finished")));
+    }
+    if (!process.exec_id.empty()) {
+      // runc signals a container's init; an exec is signalled directly.
+      if (::kill(process.pid, static_cast<int>(request->signal())) != 0) {
+        return reply(ErrnoStatus("kill", process.exec_id));
+      }
+      return reply(std::string());
     }
     std::vector<std::string> args = {"kill"};
     if (request->all()) args.push_back("--all");
     args.push_back(task_->id);
     args.push_back(absl::StrCat(request->signal()));
-    const int none[3] = {-1, -1, -1};
-    absl::Status killed = RunRuntime(task_->runtime, task_->runtime_root, LogPath(), args, none);
-    if (!killed.ok()) return reply(killed);
+    if (absl::Status killed = Runtime(args); !killed.ok()) return reply(killed);
     reply(std::string());
   }
 
   void Delete(const std::string& payload, const ttrpc::Reply& reply) {
     absl::StatusOr<task::DeleteRequest> request = ParseForTask<task::DeleteRequest>(payload);
     if (!request.ok()) return reply(request.status());
-    if (task_->status == types::RUNNING) {
-      return reply(absl::FailedPreconditionError(
-          absl::StrCat("task ", Quote(task_->id), " is running; kill it first")));
+    absl::StatusOr<Process*> found = Find(request->exec_id());
+    if (!found.ok()) return reply(found.status());
+    Process& process = **found;
+    if (process.status == types::RUNNING || process.status == types::PAUSED) {
+      return reply(absl::FailedPreconditionError(absl::StrCat(
+          "process ", Quote(process.exec_id.empty() ? task_->id : process.exec_id),
+          " must be stopped before deletion: it is running")));
     }
-    const int none[3] = {-1, -1, -1};
+    if (!process.exec_id.empty()) {
+      task::DeleteResponse response;
+      response.set_pid(process.pid);
+      response.set_exit_status(process.exit_status);
+      *response.mutable_exited_at() = ToTimestamp(process.exited_at);
+      task_->execs.erase(process.exec_id);
+      return reply(response.SerializeAsString());
+    }
     // A task created but never started is deleted by force (its init waits).
     std::vector<std::string> args = {"delete"};
-    if (task_->status == types::CREATED) args.push_back("--force");
+    if (process.status == types::CREATED) args.push_back("--force");
     args.push_back(task_->id);
-    absl::Status deleted = RunRuntime(task_->runtime, task_->runtime_root, LogPath(), args, none);
-    if (!deleted.ok()) return reply(deleted);
-    if (task_->status == types::CREATED) {
+    if (absl::Status deleted = Runtime(args); !deleted.ok()) return reply(deleted);
+    if (process.status == types::CREATED) {
       Reap();  // the forced delete killed the init
-      if (task_->status != types::STOPPED) {
-        task_->status = types::STOPPED;
-        task_->exit_status = 128 + SIGKILL;
-        task_->exited_at = absl::Now();
+      if (process.status != types::STOPPED) {
+        process.status = types::STOPPED;
+        process.exit_status = 128 + SIGKILL;
+        process.exited_at = absl::Now();
       }
     }
     task_->rootfs.Unmount().IgnoreError();
     task::DeleteResponse response;
-    response.set_pid(task_->pid);
-    response.set_exit_status(task_->exit_status);
-    *response.mutable_exited_at() = ToTimestamp(task_->exited_at);
+    response.set_pid(process.pid);
+    response.set_exit_status(process.exit_status);
+    *response.mutable_exited_at() = ToTimestamp(process.exited_at);
     ::containerd::events::TaskDelete event;
     event.set_container_id(task_->id);
-    event.set_pid(task_->pid);
-    event.set_exit_status(task_->exit_status);
+    event.set_pid(process.pid);
+    event.set_exit_status(process.exit_status);
     *event.mutable_exited_at() = response.exited_at();
     task_.reset();
     Publish("/tasks/delete", event);
     reply(response.SerializeAsString());
   }
 
+  // Pause and Resume freeze and thaw the container's cgroup through the
+  // runtime.
+  void Pause(const std::string& payload, const ttrpc::Reply& reply) {
+    Freeze<task::PauseRequest>(payload, reply, "pause", types::RUNNING, types::PAUSED);
+  }
+  void Resume(const std::string& payload, const ttrpc::Reply& reply) {
+    Freeze<task::ResumeRequest>(payload, reply, "resume", types::PAUSED, types::RUNNING);
+  }
+  template <typename Request>
+  void Freeze(const std::string& payload, const ttrpc::Reply& reply, const std::string& command,
+              types::Status from, types::Status to) {
+    absl::StatusOr<Request> request = ParseForTask<Request>(payload);
+    if (!request.ok()) return reply(request.status());
+    if (task_->init.status != from) {
+      return reply(absl::FailedPreconditionError(absl::StrCat(
+          "task ", Quote(task_->id), " cannot ", command, ": it is ", types::Status_Name(task_->init.status))));
+    }
+    if (absl::Status done = Runtime({command, task_->id}); !done.ok()) return reply(done);
+    task_->init.status = to;
+    if (to == types::PAUSED) {
+      ::containerd::events::TaskPaused event;
+      event.set_container_id(task_->id);
+      Publish("/tasks/paused", event);
+    } else {
+      ::containerd::events::TaskResumed event;
+      event.set_container_id(task_->id);
+      Publish("/tasks/resumed", event);
+    }
+    reply(std::string());
+  }
+
   void Pids(const std::string& payload, const ttrpc::Reply& reply) {
     absl::StatusOr<task::PidsRequest> request = ParseForTask<task::PidsRequest>(payload);
     if (!request.ok()) return reply(request.status());
     task::PidsResponse response;
-    if (task_->status != types::STOPPED) response.add_processes()->set_pid(task_->pid);
+    if (task_->init.status != types::STOPPED) response.add_processes()->set_pid(task_->init.pid);
+    for (const auto& [id, process] : task_->execs) {
+      if (process.status == types::RUNNING) response.add_processes()->set_pid(process.pid);
+    }
     reply(response.SerializeAsString());
   }
 
@@ -419,7 +575,7 @@ class TaskService {
     if (!request.ok()) return reply(request.status());
     task::ConnectResponse response;
     response.set_shim_pid(static_cast<uint32_t>(::getpid()));
-    if (task_.has_value()) response.set_task_pid(task_->pid);
+    if (task_.has_value()) response.set_task_pid(task_->init.pid);
     response.set_version(kVersion);
     reply(response.SerializeAsString());
   }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -136,6 +137,39 @@ TEST_P(ShimTest, DetachedTaskListsKillsAndDeletes) {
   r = Ctr({"task", "kill", "sleeper"});
   EXPECT_NE(r.exit_code, 0);
   EXPECT_THAT(r.err, HasSubstr("not found"));
+}
+
+// `ctr task exec` runs more processes in a running task, with their own
+// output and exit codes; a duplicate exec id is refused. Pause freezes the
+// task and resume thaws it.
+TEST_P(ShimTest, ExecPauseAndResume) {
+  CommandResult r = Run({"-d"}, "busy", {"/bin/busybox", "sleep", "300"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = Ctr({"task", "exec", "--exec-id", "e1", "--fifo-dir", dir_.path(), "busy", "/bin/busybox", "echo",
+           "from exec"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "from exec\n");
+  r = Ctr({"task", "exec", "--exec-id", "e2", "--fifo-dir", dir_.path(), "busy", "/bin/sh", "-c", "exit 7"});
+  EXPECT_EQ(r.exit_code, 7) << r.err;
+  // An exec id in use: one exec waits in the background while another
+  // asks for its id.
+  Process waiting({"ctr", "--address", containerd_.address(), "task", "exec", "--exec-id", "same",
+                   "--fifo-dir", dir_.path(), "busy", "/bin/busybox", "sleep", "30"});
+  auto processes = [&] {
+    std::string out = Ctr({"task", "ps", "busy"}).out;
+    return std::count(out.begin(), out.end(), '\n') - 1;  // less the header
+  };
+  for (int i = 0; i < 100 && processes() < 2; ++i) absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_EQ(processes(), 2) << "the init and the waiting exec";
+  r = Ctr({"task", "exec", "--exec-id", "same", "--fifo-dir", dir_.path(), "busy", "/bin/busybox", "true"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr("already exists"));
+  waiting.Stop(SIGKILL);
+
+  ASSERT_EQ(Ctr({"task", "pause", "busy"}).exit_code, 0);
+  EXPECT_EQ(TaskStatus("busy"), "PAUSED");
+  ASSERT_EQ(Ctr({"task", "resume", "busy"}).exit_code, 0);
+  EXPECT_EQ(TaskStatus("busy"), "RUNNING");
 }
 
 // The shim outlives containerd: killed with SIGKILL and started again,
