@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -60,12 +61,18 @@ EarlyUnpacker::~EarlyUnpacker() {
 void EarlyUnpacker::Offer(const std::string& ns, const store::ContentRecord& record) {
   if (record.size < kMinSize) return;
   absl::MutexLock lock(&mu_);
-  if (stop_ || trees_.size() + queue_.size() >= kMaxTrees || trees_.contains(record.digest)) return;
+  if (stop_ || trees_.size() + queue_.size() >= kMaxTrees || bytes_ + record.size > kMaxBytes ||
+      trees_.contains(record.digest)) {
+    return;
+  }
   for (const Job& job : queue_) {
     if (job.digest == record.digest) return;
   }
-  queue_.push_back(Job{ns, record.digest});
+  queue_.push_back(Job{ns, record.digest, record.size});
+  bytes_ += record.size;
 }
+
+void EarlyUnpacker::Forget(const Tree& tree) { bytes_ -= tree.blob_size; }
 
 void EarlyUnpacker::Expire() {
   const absl::Time now = absl::Now();
@@ -73,6 +80,7 @@ void EarlyUnpacker::Expire() {
   for (auto it = trees_.begin(); it != trees_.end();) {
     if (it->second.done && now - it->second.finished > kKeep) {
       expired.push_back(it->second.dir);
+      Forget(it->second);
       trees_.erase(it++);
     } else {
       ++it;
@@ -93,7 +101,7 @@ void EarlyUnpacker::Run() {
     if (queue_.empty()) continue;
     Job job = std::move(queue_.front());
     queue_.pop_front();
-    trees_[job.digest] = Tree{absl::StrCat(dir_, "/", next_++)};
+    trees_[job.digest] = Tree{absl::StrCat(dir_, "/", next_++), job.size};
     mu_.Unlock();
     Unpack(job);
     mu_.Lock();
@@ -111,7 +119,11 @@ void EarlyUnpacker::Unpack(const Job& job) {
   std::optional<image::Compression> compression;
   if (blob.ok()) compression = LayerCompression(**blob);
   const std::string fs = dir + "/fs";
-  if (compression.has_value() && ::mkdir(dir.c_str(), 0700) == 0 &&
+  struct statvfs space;
+  const bool room = ::statvfs(dir_.c_str(), &space) == 0 &&
+                    static_cast<int64_t>(space.f_bavail) * static_cast<int64_t>(space.f_frsize) >
+                        4 * job.size;
+  if (compression.has_value() && room && ::mkdir(dir.c_str(), 0700) == 0 &&
       ::mkdir(fs.c_str(), 0755) == 0 && ::chmod(fs.c_str(), 0755) == 0) {
     UniqueFd target(::open(fs.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     std::unique_ptr<image::ByteSource> source = image::BlobSource(**blob);
@@ -130,8 +142,9 @@ void EarlyUnpacker::Unpack(const Job& job) {
   }
   if (!result.has_value()) RemoveTree(dir);
   absl::MutexLock lock(&mu_);
-  if (!result.has_value() && !compression.has_value()) {
-    trees_.erase(job.digest);  // not a layer
+  if (!result.has_value() && (!compression.has_value() || !room)) {
+    Forget(trees_[job.digest]);
+    trees_.erase(job.digest);  // not a layer, or no room for it
     return;
   }
   Tree& tree = trees_[job.digest];
@@ -154,6 +167,7 @@ std::optional<image::ApplyResult> EarlyUnpacker::Take(const std::string& digest,
     auto it = trees_.find(digest);
     if (it == trees_.end() || !it->second.done) return std::nullopt;
     tree = std::move(it->second);
+    Forget(tree);
     trees_.erase(it);
   }
   if (!tree.result.has_value()) return std::nullopt;

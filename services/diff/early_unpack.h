@@ -14,7 +14,9 @@
 // and no parent directory was implied when the target has lower layers.
 // Else, or when the early unpack failed (Apply then meets the error
 // itself), Apply unpacks as before. Trees nobody takes within a minute, and
-// anything left by an earlier run, are deleted.
+// anything left by an earlier run, are deleted. At most kMaxTrees blobs of
+// kMaxBytes in all are unpacked ahead, and none while the filesystem has
+// less free space than four times the blob (a layer rarely inflates more).
 #ifndef BERTH_SERVICES_DIFF_EARLY_UNPACK_H_
 #define BERTH_SERVICES_DIFF_EARLY_UNPACK_H_
 
@@ -54,11 +56,13 @@ class EarlyUnpacker {
 
   static constexpr int64_t kMinSize = 1 << 20;
   static constexpr int kMaxTrees = 16;
+  static constexpr int64_t kMaxBytes = int64_t{4} << 30;
   static constexpr absl::Duration kKeep = absl::Minutes(1);
 
  private:
   struct Tree {
     std::string dir;  // holds `fs`, the unpacked layer
+    int64_t blob_size = 0;
     bool done = false;
     std::optional<image::ApplyResult> result;  // when done and it worked
     absl::Time finished;
@@ -66,17 +70,20 @@ class EarlyUnpacker {
   struct Job {
     std::string ns;
     std::string digest;
+    int64_t size = 0;
   };
 
   EarlyUnpacker(std::shared_ptr<store::NamespacedContent> content, std::string dir);
   void Run();
   void Unpack(const Job& job);
   void Expire() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Forget(const Tree& tree) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::shared_ptr<store::NamespacedContent> content_;
   const std::string dir_;
   absl::Mutex mu_;
   std::deque<Job> queue_ ABSL_GUARDED_BY(mu_);
+  int64_t bytes_ ABSL_GUARDED_BY(mu_) = 0;  // of the blobs queued or unpacked
   absl::flat_hash_map<std::string, Tree> trees_ ABSL_GUARDED_BY(mu_);  // by digest
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   int next_ = 0;  // the thread's: names of tree directories
