@@ -253,16 +253,15 @@ class TaskService {
   }
 
   // Forwards an event to the daemon's ttrpc events service, if it has one.
+  // A connection per event: an idle shim keeps no client (nor its reader
+  // thread), and events are few.
   void Publish(const std::string& topic, const google::protobuf::Message& event) {
     const char* address = std::getenv("TTRPC_ADDRESS");
     if (address == nullptr || *address == '\0') return;
-    if (events_ == nullptr) {
-      absl::StatusOr<std::unique_ptr<ttrpc::Client>> client = ttrpc::Client::Dial(address);
-      if (!client.ok()) {
-        log::Warn("shim: cannot publish events", {{"error", client.status().ToString()}});
-        return;
-      }
-      events_ = *std::move(client);
+    absl::StatusOr<std::unique_ptr<ttrpc::Client>> client = ttrpc::Client::Dial(address);
+    if (!client.ok()) {
+      log::Warn("shim: cannot publish events", {{"error", client.status().ToString()}});
+      return;
     }
     ::containerd::services::events::ttrpc::v1::ForwardRequest request;
     auto* envelope = request.mutable_envelope();
@@ -275,11 +274,10 @@ class TaskService {
     ttrpc::CallOptions options;
     options.timeout = absl::Seconds(5);
     options.metadata = {{ttrpc::kNamespaceKey, flags_.ns}};
-    absl::StatusOr<std::string> sent = events_->Call("containerd.services.events.ttrpc.v1.Events",
-                                                     "Forward", request.SerializeAsString(), options);
+    absl::StatusOr<std::string> sent = (*client)->Call(
+        "containerd.services.events.ttrpc.v1.Events", "Forward", request.SerializeAsString(), options);
     if (!sent.ok()) {
       log::Warn("shim: publishing an event failed", {{"topic", topic}, {"error", sent.status().ToString()}});
-      events_.reset();
     }
   }
 
@@ -591,7 +589,6 @@ class TaskService {
   const Flags& flags_;
   ttrpc::EventLoop& loop_;
   std::optional<Task> task_;
-  std::unique_ptr<ttrpc::Client> events_;
 };
 
 }  // namespace
