@@ -3,7 +3,9 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -14,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <utility>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -112,6 +115,107 @@ absl::Status RunRuntime(const std::string& binary, const std::string& root,
                                          why.empty() ? "failed" : why));
 }
 
+// Copies what one fd yields into another, on the loop. What the other
+// cannot take at once is dropped: a terminal's output that nobody reads
+// must stop neither the container nor the loop.
+class Pump {
+ public:
+  static absl::StatusOr<std::unique_ptr<Pump>> Start(ttrpc::EventLoop& loop, int from, int to) {
+    auto pump = std::unique_ptr<Pump>(new Pump(loop, from, to));
+    ::fcntl(to, F_SETFL, ::fcntl(to, F_GETFL) | O_NONBLOCK);
+    BERTH_RETURN_IF_ERROR(loop.Add(from, EPOLLIN, [p = pump.get()](uint32_t) { p->Copy(); }));
+    return pump;
+  }
+  ~Pump() { Stop(); }
+
+  void Stop() {
+    if (running_) loop_.Remove(from_);
+    running_ = false;
+  }
+
+ private:
+  Pump(ttrpc::EventLoop& loop, int from, int to) : loop_(loop), from_(from), to_(to) {}
+
+  void Copy() {
+    char buf[16384];
+    ssize_t n = ::read(from_, buf, sizeof(buf));
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    if (n <= 0) {  // the end (a pty's master reads EIO once the container is gone)
+      Stop();
+      return;
+    }
+    for (ssize_t done = 0; done < n;) {
+      ssize_t w = ::write(to_, buf + done, n - done);
+      if (w <= 0) break;  // full, or gone: dropped
+      done += w;
+    }
+  }
+
+  ttrpc::EventLoop& loop_;
+  const int from_;
+  const int to_;
+  bool running_ = true;
+};
+
+// The fd a process sent on a unix socket with SCM_RIGHTS (the runtime's
+// console socket protocol: the pty master).
+absl::StatusOr<UniqueFd> ReceiveFd(int socket) {
+  char data[256];
+  iovec iov{data, sizeof(data)};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  if (::recvmsg(socket, &msg, MSG_CMSG_CLOEXEC) < 0) return ErrnoStatus("recvmsg", "console socket");
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  if (c == nullptr || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) {
+    return absl::InternalError("the runtime sent no terminal on the console socket");
+  }
+  int fd;
+  std::memcpy(&fd, CMSG_DATA(c), sizeof(fd));
+  return UniqueFd(fd);
+}
+
+// A listening unix socket in a private temporary directory, for the
+// runtime's --console-socket; removed when it goes.
+class ConsoleSocket {
+ public:
+  static absl::StatusOr<ConsoleSocket> Create() {
+    ConsoleSocket socket;
+    char dir[] = "/tmp/berth-pty-XXXXXX";
+    if (::mkdtemp(dir) == nullptr) return ErrnoStatus("mkdtemp", dir);
+    socket.dir_ = dir;
+    BERTH_ASSIGN_OR_RETURN(socket.listener_, ttrpc::ListenUnix(socket.path()));
+    return socket;
+  }
+  ConsoleSocket() = default;
+  ConsoleSocket(ConsoleSocket&& other) noexcept
+      : dir_(std::exchange(other.dir_, "")), listener_(std::move(other.listener_)) {}
+  ~ConsoleSocket() {
+    listener_.Reset();
+    if (!dir_.empty()) {
+      ::unlink(path().c_str());
+      ::rmdir(dir_.c_str());
+    }
+  }
+
+  std::string path() const { return dir_ + "/c"; }
+
+  // The master the runtime sent (it has connected and sent it before it
+  // exits).
+  absl::StatusOr<UniqueFd> Receive() {
+    UniqueFd connection(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    if (!connection.valid()) return ErrnoStatus("accept", path());
+    return ReceiveFd(connection.get());
+  }
+
+ private:
+  std::string dir_;
+  UniqueFd listener_;
+};
+
 // One process of the task: its init ("" exec id) or an exec'd one.
 struct Process {
   std::string exec_id;
@@ -123,6 +227,10 @@ struct Process {
   uint32_t exit_status = 0;
   absl::Time exited_at;
   std::vector<ttrpc::Reply> waiters;
+  // With a terminal: its master, the FIFOs the shim copies through, and the
+  // copies (declared last: they stop before the fds close).
+  UniqueFd console, stdin_fifo, stdout_fifo;
+  std::unique_ptr<Pump> input, output;
 };
 
 // The one task this shim holds.
@@ -176,6 +284,8 @@ class TaskService {
     add("Pause", &TaskService::Pause);
     add("Resume", &TaskService::Resume);
     add("Pids", &TaskService::Pids);
+    add("ResizePty", &TaskService::ResizePty);
+    add("CloseIO", &TaskService::CloseIO);
     add("Connect", &TaskService::Connect);
     add("Shutdown", &TaskService::Shutdown);
   }
@@ -281,6 +391,52 @@ class TaskService {
     }
   }
 
+  // Takes the pty master the runtime sent and copies between it and the
+  // process's FIFOs.
+  absl::Status AttachTerminal(Process& process, ConsoleSocket& socket) {
+    BERTH_ASSIGN_OR_RETURN(process.console, socket.Receive());
+    if (!process.stdout_path.empty()) {
+      process.stdout_fifo.Reset(::open(process.stdout_path.c_str(), O_RDWR | O_CLOEXEC));
+      if (!process.stdout_fifo.valid()) return ErrnoStatus("open", process.stdout_path);
+      BERTH_ASSIGN_OR_RETURN(process.output, Pump::Start(loop_, process.console.get(), process.stdout_fifo.get()));
+    }
+    if (!process.stdin_path.empty()) {
+      process.stdin_fifo.Reset(::open(process.stdin_path.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC));
+      if (!process.stdin_fifo.valid()) return ErrnoStatus("open", process.stdin_path);
+      BERTH_ASSIGN_OR_RETURN(process.input, Pump::Start(loop_, process.stdin_fifo.get(), process.console.get()));
+    }
+    return absl::OkStatus();
+  }
+
+  void ResizePty(const std::string& payload, const ttrpc::Reply& reply) {
+    absl::StatusOr<task::ResizePtyRequest> request = ParseForTask<task::ResizePtyRequest>(payload);
+    if (!request.ok()) return reply(request.status());
+    absl::StatusOr<Process*> found = Find(request->exec_id());
+    if (!found.ok()) return reply(found.status());
+    if (!(*found)->console.valid()) {
+      return reply(absl::FailedPreconditionError("the process has no terminal to resize"));
+    }
+    winsize size{};
+    size.ws_col = static_cast<unsigned short>(request->width());
+    size.ws_row = static_cast<unsigned short>(request->height());
+    if (::ioctl((*found)->console.get(), TIOCSWINSZ, &size) != 0) return reply(ErrnoStatus("resize", "terminal"));
+    reply(std::string());
+  }
+
+  // Closing stdin ends what the shim copies into the process (a process
+  // given the FIFO itself sees its end when the client closes it).
+  void CloseIO(const std::string& payload, const ttrpc::Reply& reply) {
+    absl::StatusOr<task::CloseIORequest> request = ParseForTask<task::CloseIORequest>(payload);
+    if (!request.ok()) return reply(request.status());
+    absl::StatusOr<Process*> found = Find(request->exec_id());
+    if (!found.ok()) return reply(found.status());
+    if (request->stdin() && (*found)->input != nullptr) {
+      (*found)->input.reset();
+      (*found)->stdin_fifo.Reset();
+    }
+    reply(std::string());
+  }
+
   absl::Status Runtime(const std::vector<std::string>& args, const int stdio[3] = nullptr) {
     const int none[3] = {-1, -1, -1};
     return RunRuntime(task_->runtime, task_->runtime_root, task_->bundle + "/log.json", args,
@@ -293,10 +449,8 @@ class TaskService {
     if (task_.has_value()) {
       return reply(absl::AlreadyExistsError(absl::StrCat("task ", Quote(task_->id), " exists")));
     }
-    if (request->terminal()) {
-      return reply(absl::UnimplementedError("terminals are not supported by this shim yet"));
-    }
     Task t;
+    t.init.terminal = request->terminal();
     t.id = request->id();
     t.bundle = request->bundle();
     t.init.stdin_path = request->stdin();
@@ -324,15 +478,30 @@ class TaskService {
       t.rootfs = *std::move(guard);
     }
     UniqueFd io[3];
-    int fds[3];
-    if (absl::Status opened = OpenStdio(t.init, io, fds); !opened.ok()) return reply(opened);
+    int fds[3] = {-1, -1, -1};
+    if (!t.init.terminal) {
+      if (absl::Status opened = OpenStdio(t.init, io, fds); !opened.ok()) return reply(opened);
+    }
     const std::string pid_file = t.bundle + "/init.pid";
     task_ = std::move(t);
-    absl::Status created =
-        Runtime({"create", "--bundle", task_->bundle, "--pid-file", pid_file, task_->id}, fds);
+    std::vector<std::string> args = {"create", "--bundle", task_->bundle, "--pid-file", pid_file};
+    std::optional<ConsoleSocket> console;
+    if (task_->init.terminal) {
+      absl::StatusOr<ConsoleSocket> made = ConsoleSocket::Create();
+      if (!made.ok()) {
+        task_.reset();
+        return reply(made.status());
+      }
+      console.emplace(*std::move(made));
+      args.insert(args.end(), {"--console-socket", console->path()});
+    }
+    args.push_back(task_->id);
+    absl::Status created = Runtime(args, fds);
     const int pid = created.ok() ? ReadPidFile(pid_file) : 0;
     if (created.ok() && pid <= 0) created = absl::InternalError("no pid file from the runtime");
+    if (created.ok() && task_->init.terminal) created = AttachTerminal(task_->init, *console);
     if (!created.ok()) {
+      if (pid > 0) Runtime({"delete", "--force", task_->id}).IgnoreError();
       task_.reset();  // its MountGuard unmounts the rootfs
       return reply(created);
     }

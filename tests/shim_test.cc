@@ -172,6 +172,21 @@ TEST_P(ShimTest, ExecPauseAndResume) {
   EXPECT_EQ(TaskStatus("busy"), "RUNNING");
 }
 
+// `ctr run -t`: the process gets a terminal (the runtime's pty, passed
+// through its console socket), its output comes back through it, and its
+// exit code too. ctr needs a terminal of its own: script(1) gives it one.
+TEST_P(ShimTest, RunWithATerminal) {
+  const std::string command =
+      absl::StrCat("ctr --address ", containerd_.address(), " run -t --rm --runtime ", GetParam(),
+                   " --fifo-dir ", dir_.path(), " ", kImage,
+                   " tty /bin/sh -c '/bin/busybox tty; echo on a terminal; exit 5'");
+  CommandResult r = RunCommand({"script", "-qec", command, "/dev/null"}, absl::Seconds(30), "");
+  EXPECT_EQ(r.exit_code, 5) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("/dev/pts/"));
+  EXPECT_THAT(r.out, HasSubstr("on a terminal"));
+  EXPECT_EQ(TaskStatus("tty"), "");
+}
+
 // The shim outlives containerd: killed with SIGKILL and started again,
 // containerd finds the running task through the shim's address file, and
 // drives it to its end as before.
