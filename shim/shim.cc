@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <utility>
 #include <map>
 #include <optional>
@@ -115,46 +116,84 @@ absl::Status RunRuntime(const std::string& binary, const std::string& root,
                                          why.empty() ? "failed" : why));
 }
 
-// Copies what one fd yields into another, on the loop. What the other
-// cannot take at once is dropped: a terminal's output that nobody reads
-// must stop neither the container nor the loop.
+// Copies what one fd yields into another, on the loop, until the first
+// ends (then calls `on_end`). When the second cannot take more: kDrop
+// drops it (output nobody reads must stop neither the process nor the
+// loop); kWait stops reading until it can (input is not to be lost).
 class Pump {
  public:
-  static absl::StatusOr<std::unique_ptr<Pump>> Start(ttrpc::EventLoop& loop, int from, int to) {
-    auto pump = std::unique_ptr<Pump>(new Pump(loop, from, to));
-    ::fcntl(to, F_SETFL, ::fcntl(to, F_GETFL) | O_NONBLOCK);
+  enum class Full { kDrop, kWait };
+
+  static absl::StatusOr<std::unique_ptr<Pump>> Start(ttrpc::EventLoop& loop, int from, int to,
+                                                     Full full, std::function<void()> on_end = {}) {
+    auto pump = std::unique_ptr<Pump>(new Pump(loop, from, to, full, std::move(on_end)));
+    for (int fd : {from, to}) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
     BERTH_RETURN_IF_ERROR(loop.Add(from, EPOLLIN, [p = pump.get()](uint32_t) { p->Copy(); }));
     return pump;
   }
   ~Pump() { Stop(); }
 
+  // Copies what `from` holds now, without waiting for more.
+  void Drain() {
+    while (reading_ && Copy()) {
+    }
+  }
+
   void Stop() {
-    if (running_) loop_.Remove(from_);
-    running_ = false;
+    if (reading_) loop_.Remove(from_);
+    if (!pending_.empty()) loop_.Remove(to_);
+    reading_ = false;
+    pending_.clear();
   }
 
  private:
-  Pump(ttrpc::EventLoop& loop, int from, int to) : loop_(loop), from_(from), to_(to) {}
+  Pump(ttrpc::EventLoop& loop, int from, int to, Full full, std::function<void()> on_end)
+      : loop_(loop), from_(from), to_(to), full_(full), on_end_(std::move(on_end)) {}
 
-  void Copy() {
+  // One read and its writes; false when nothing more can be read now.
+  bool Copy() {
+    if (!pending_.empty()) return false;
     char buf[16384];
     ssize_t n = ::read(from_, buf, sizeof(buf));
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
-    if (n <= 0) {  // the end (a pty's master reads EIO once the container is gone)
+    if (n < 0 && errno == EINTR) return true;
+    if (n < 0 && errno == EAGAIN) return false;
+    if (n <= 0) {  // the end (a pty's master reads EIO once its process is gone)
       Stop();
-      return;
+      if (on_end_) on_end_();
+      return false;
     }
-    for (ssize_t done = 0; done < n;) {
-      ssize_t w = ::write(to_, buf + done, n - done);
-      if (w <= 0) break;  // full, or gone: dropped
-      done += w;
+    Write(absl::string_view(buf, n));
+    return pending_.empty();
+  }
+
+  void Write(absl::string_view data) {
+    while (!data.empty()) {
+      ssize_t w = ::write(to_, data.data(), data.size());
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) break;
+      data.remove_prefix(w);
     }
+    if (data.empty() || full_ == Full::kDrop || errno != EAGAIN) return;
+    pending_.assign(data.data(), data.size());
+    loop_.Modify(from_, 0).IgnoreError();
+    loop_.Add(to_, EPOLLOUT, [this](uint32_t) { Flush(); }).IgnoreError();
+  }
+
+  void Flush() {
+    std::string pending = std::move(pending_);
+    pending_.clear();
+    loop_.Remove(to_);
+    loop_.Modify(from_, EPOLLIN).IgnoreError();
+    Write(pending);
   }
 
   ttrpc::EventLoop& loop_;
   const int from_;
   const int to_;
-  bool running_ = true;
+  const Full full_;
+  std::function<void()> on_end_;
+  bool reading_ = true;
+  std::string pending_;  // kWait: what `to` has yet to take
 };
 
 // The fd a process sent on a unix socket with SCM_RIGHTS (the runtime's
@@ -227,10 +266,17 @@ struct Process {
   uint32_t exit_status = 0;
   absl::Time exited_at;
   std::vector<ttrpc::Reply> waiters;
-  // With a terminal: its master, the FIFOs the shim copies through, and the
-  // copies (declared last: they stop before the fds close).
-  UniqueFd console, stdin_fifo, stdout_fifo;
-  std::unique_ptr<Pump> input, output;
+  // What the shim copies between: the client's FIFOs, and the process's
+  // pipes (or, with a terminal, its pty master); the copies come last so
+  // that they stop before the fds close.
+  UniqueFd console, console_input, stdin_fifo, stdout_fifo, stderr_fifo, stdin_pipe, stdout_pipe,
+      stderr_pipe;
+  std::unique_ptr<Pump> input, output, errors;
+
+  void DrainOutput() {
+    if (output != nullptr) output->Drain();
+    if (errors != nullptr) errors->Drain();
+  }
 };
 
 // The one task this shim holds.
@@ -243,20 +289,6 @@ struct Task {
   Process init;
   std::map<std::string, Process> execs;
 };
-
-// Opens a process's stdio FIFOs (read-write, so an open never waits for
-// the other end); `fds` gets -1 for those not given.
-absl::Status OpenStdio(const Process& process, UniqueFd io[3], int fds[3]) {
-  const std::string* paths[3] = {&process.stdin_path, &process.stdout_path, &process.stderr_path};
-  for (int i = 0; i < 3; ++i) {
-    fds[i] = -1;
-    if (paths[i]->empty()) continue;
-    io[i].Reset(::open(paths[i]->c_str(), O_RDWR | O_CLOEXEC));
-    if (!io[i].valid()) return ErrnoStatus("open", *paths[i]);
-    fds[i] = io[i].get();
-  }
-  return absl::OkStatus();
-}
 
 int ReadPidFile(const std::string& path) {
   std::ifstream in(path);
@@ -302,6 +334,7 @@ class TaskService {
       process->status = types::STOPPED;
       process->exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
       process->exited_at = absl::Now();
+      process->DrainOutput();  // what it wrote reaches the client before its exit does
       std::string done = WaitResponseOf(*process);
       for (ttrpc::Reply& waiter : process->waiters) waiter(done);
       process->waiters.clear();
@@ -391,6 +424,52 @@ class TaskService {
     }
   }
 
+  // The process's stdio without a terminal: pipes, whose far ends (for the
+  // runtime to hand the process) go to `ends`/`fds`, copied to and from the
+  // client's FIFOs on the loop. A FIFO of output is opened read-write, so
+  // the open never waits for a reader, and closed when the process's side
+  // ends, so the client sees its end; stdin is read only once the client
+  // writes (a FIFO no writer has opened yet raises no event), and its end
+  // closes the process's.
+  absl::Status PipeStdio(Process& process, UniqueFd ends[3], int fds[3]) {
+    auto make_pipe = [](UniqueFd& read, UniqueFd& write) -> absl::Status {
+      int p[2];
+      if (::pipe2(p, O_CLOEXEC) != 0) return ErrnoStatus("pipe", "stdio");
+      read.Reset(p[0]);
+      write.Reset(p[1]);
+      return absl::OkStatus();
+    };
+    if (!process.stdin_path.empty()) {
+      process.stdin_fifo.Reset(::open(process.stdin_path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+      if (!process.stdin_fifo.valid()) return ErrnoStatus("open", process.stdin_path);
+      BERTH_RETURN_IF_ERROR(make_pipe(ends[0], process.stdin_pipe));
+      Process* p = &process;
+      BERTH_ASSIGN_OR_RETURN(process.input,
+                             Pump::Start(loop_, process.stdin_fifo.get(), process.stdin_pipe.get(),
+                                         Pump::Full::kWait, [p] { p->stdin_pipe.Reset(); }));
+      fds[0] = ends[0].get();
+    }
+    struct Output {
+      const std::string& path;
+      UniqueFd& fifo;
+      UniqueFd& pipe;
+      std::unique_ptr<Pump>& pump;
+      int fd;
+    };
+    for (Output out : {Output{process.stdout_path, process.stdout_fifo, process.stdout_pipe, process.output, 1},
+                       Output{process.stderr_path, process.stderr_fifo, process.stderr_pipe, process.errors, 2}}) {
+      if (out.path.empty()) continue;
+      out.fifo.Reset(::open(out.path.c_str(), O_RDWR | O_CLOEXEC));
+      if (!out.fifo.valid()) return ErrnoStatus("open", out.path);
+      BERTH_RETURN_IF_ERROR(make_pipe(out.pipe, ends[out.fd]));
+      UniqueFd* fifo = &out.fifo;
+      BERTH_ASSIGN_OR_RETURN(out.pump, Pump::Start(loop_, out.pipe.get(), out.fifo.get(), Pump::Full::kDrop,
+                                                   [fifo] { fifo->Reset(); }));
+      fds[out.fd] = ends[out.fd].get();
+    }
+    return absl::OkStatus();
+  }
+
   // Takes the pty master the runtime sent and copies between it and the
   // process's FIFOs.
   absl::Status AttachTerminal(Process& process, ConsoleSocket& socket) {
@@ -398,12 +477,18 @@ class TaskService {
     if (!process.stdout_path.empty()) {
       process.stdout_fifo.Reset(::open(process.stdout_path.c_str(), O_RDWR | O_CLOEXEC));
       if (!process.stdout_fifo.valid()) return ErrnoStatus("open", process.stdout_path);
-      BERTH_ASSIGN_OR_RETURN(process.output, Pump::Start(loop_, process.console.get(), process.stdout_fifo.get()));
+      BERTH_ASSIGN_OR_RETURN(process.output, Pump::Start(loop_, process.console.get(),
+                                                         process.stdout_fifo.get(), Pump::Full::kDrop));
     }
     if (!process.stdin_path.empty()) {
-      process.stdin_fifo.Reset(::open(process.stdin_path.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC));
+      process.stdin_fifo.Reset(::open(process.stdin_path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
       if (!process.stdin_fifo.valid()) return ErrnoStatus("open", process.stdin_path);
-      BERTH_ASSIGN_OR_RETURN(process.input, Pump::Start(loop_, process.stdin_fifo.get(), process.console.get()));
+      // A second fd of the master: the input waits for it to be writable
+      // while the output reads the first.
+      process.console_input.Reset(::fcntl(process.console.get(), F_DUPFD_CLOEXEC, 0));
+      if (!process.console_input.valid()) return ErrnoStatus("dup", "terminal");
+      BERTH_ASSIGN_OR_RETURN(process.input, Pump::Start(loop_, process.stdin_fifo.get(),
+                                                        process.console_input.get(), Pump::Full::kWait));
     }
     return absl::OkStatus();
   }
@@ -423,8 +508,8 @@ class TaskService {
     reply(std::string());
   }
 
-  // Closing stdin ends what the shim copies into the process (a process
-  // given the FIFO itself sees its end when the client closes it).
+  // Closing stdin ends what the shim copies into the process, which then
+  // reads the end of its input.
   void CloseIO(const std::string& payload, const ttrpc::Reply& reply) {
     absl::StatusOr<task::CloseIORequest> request = ParseForTask<task::CloseIORequest>(payload);
     if (!request.ok()) return reply(request.status());
@@ -433,6 +518,7 @@ class TaskService {
     if (request->stdin() && (*found)->input != nullptr) {
       (*found)->input.reset();
       (*found)->stdin_fifo.Reset();
+      (*found)->stdin_pipe.Reset();  // the process reads its end
     }
     reply(std::string());
   }
@@ -477,13 +563,16 @@ class TaskService {
       if (!guard.ok()) return reply(guard.status());
       t.rootfs = *std::move(guard);
     }
-    UniqueFd io[3];
-    int fds[3] = {-1, -1, -1};
-    if (!t.init.terminal) {
-      if (absl::Status opened = OpenStdio(t.init, io, fds); !opened.ok()) return reply(opened);
-    }
     const std::string pid_file = t.bundle + "/init.pid";
     task_ = std::move(t);
+    UniqueFd ends[3];
+    int fds[3] = {-1, -1, -1};
+    if (!task_->init.terminal) {
+      if (absl::Status piped = PipeStdio(task_->init, ends, fds); !piped.ok()) {
+        task_.reset();
+        return reply(piped);
+      }
+    }
     std::vector<std::string> args = {"create", "--bundle", task_->bundle, "--pid-file", pid_file};
     std::optional<ConsoleSocket> console;
     if (task_->init.terminal) {
@@ -568,9 +657,9 @@ class TaskService {
       const std::string spec_file = absl::StrCat(task_->bundle, "/exec-", process.exec_id, ".json");
       const std::string pid_file = absl::StrCat(task_->bundle, "/exec-", process.exec_id, ".pid");
       { std::ofstream(spec_file) << process.spec; }
-      UniqueFd io[3];
-      int fds[3];
-      if (absl::Status opened = OpenStdio(process, io, fds); !opened.ok()) return reply(opened);
+      UniqueFd ends[3];
+      int fds[3] = {-1, -1, -1};
+      if (absl::Status piped = PipeStdio(process, ends, fds); !piped.ok()) return reply(piped);
       absl::Status started = Runtime(
           {"exec", "--process", spec_file, "--detach", "--pid-file", pid_file, task_->id}, fds);
       process.pid = started.ok() ? ReadPidFile(pid_file) : 0;

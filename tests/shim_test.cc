@@ -72,6 +72,13 @@ class ShimTest : public ::testing::TestWithParam<std::string> {
 
   CommandResult Ctr(const std::vector<std::string>& args) { return testing::Ctr(containerd_, args); }
 
+  // `ctr …` with `input` on its stdin.
+  CommandResult CtrWithInput(const std::vector<std::string>& args, const std::string& input) {
+    std::vector<std::string> argv = {"ctr", "--address", containerd_.address()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunCommand(argv, absl::Seconds(30), input);
+  }
+
   // `ctr run --runtime <the runtime> <extra> busybox <id> <command>`.
   CommandResult Run(const std::vector<std::string>& extra, const std::string& id,
                     const std::vector<std::string>& command) {
@@ -170,6 +177,37 @@ TEST_P(ShimTest, ExecPauseAndResume) {
   EXPECT_EQ(TaskStatus("busy"), "PAUSED");
   ASSERT_EQ(Ctr({"task", "resume", "busy"}).exit_code, 0);
   EXPECT_EQ(TaskStatus("busy"), "RUNNING");
+}
+
+// Where this shim does more than containerd's runc shim (which fails these
+// two checks: `cat` never sees the end of its input, and output nobody
+// reads stops the process once the FIFO is full), for Berth's alone.
+class BerthShimTest : public ShimTest {};
+
+INSTANTIATE_TEST_SUITE_P(Runtimes, BerthShimTest, ::testing::Values("io.containerd.berth.v1"),
+                         [](const ::testing::TestParamInfo<std::string>&) { return "berth"; });
+
+// Without a terminal the process's stdio goes through pipes the shim
+// copies: what ctr reads reaches the process, with its end; and output
+// that nobody reads (ctr run -d leaves) never stops the process.
+TEST_P(BerthShimTest, StdinReachesTheProcessAndUnreadOutputNeverBlocksIt) {
+  CommandResult r = CtrWithInput({"run", "--rm", "--runtime", GetParam(), "--fifo-dir", dir_.path(),
+                                  kImage, "cat", "/bin/busybox", "cat"},
+                                 "through stdin\n");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "through stdin\n");
+
+  r = Run({"-d"}, "chatty",
+          {"/bin/sh", "-c", "/bin/busybox seq 1 300000; /bin/busybox touch /done; /bin/busybox sleep 300"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  bool done = false;
+  for (int i = 0; i < 100 && !done; ++i) {
+    done = Ctr({"task", "exec", "--exec-id", absl::StrCat("probe", i), "--fifo-dir", dir_.path(), "chatty",
+                "/bin/busybox", "test", "-f", "/done"})
+               .exit_code == 0;
+    if (!done) absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_TRUE(done) << "2 MB of output nobody read stopped the process";
 }
 
 // `ctr run -t`: the process gets a terminal (the runtime's pty, passed
