@@ -41,6 +41,15 @@ class ApiTest : public ::testing::TestWithParam<Peer> {
 
   CommandResult Ctr(const std::vector<std::string>& args) { return testing::Ctr(daemon_, args); }
 
+  // Runs a garbage collection in namespace `ns` and waits for it. After an
+  // import containerd collects in the background, and a collection takes
+  // snapshots nothing holds — such as one `ctr snapshots view` makes just
+  // then; waiting for it first keeps a test's own snapshots.
+  void Collect(const std::string& ns = "default") {
+    Ctr({"-n", ns, "leases", "create", "--id", "collect"});
+    Ctr({"-n", ns, "leases", "rm", "--sync", "collect"});
+  }
+
   Daemon daemon_;
 };
 
@@ -763,6 +772,7 @@ TEST_P(ApiTest, CtrImagesImportUnpacksAndSnapshotsDiffWritesALayer) {
   }
   ASSERT_THAT(layer, HasSubstr("sha256:")) << r.out;
 
+  Collect();
   ASSERT_EQ(Ctr({"snapshots", "prepare", "work", layer}).exit_code, 0);
   r = Ctr({"snapshots", "mounts", dir.path() + "/mnt", "work"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -799,6 +809,7 @@ TEST_P(ApiTest, CtrImagesImportsADockerSaveArchive) {
   r = Ctr({"images", "check"});
   EXPECT_THAT(r.out, ContainsRegex("complete \\(2/2\\).* true"));
   // One layer: its chain ID is its diff ID.
+  Collect();
   ASSERT_EQ(Ctr({"snapshots", "view", "look", diff_id}).exit_code, 0) << Ctr({"snapshots", "ls"}).out;
   r = Ctr({"snapshots", "mounts", dir.path() + "/mnt", "look"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -822,8 +833,7 @@ TEST_P(ApiTest, CtrImagesImportOfAMultiPlatformIndex) {
   // After a collection: the import also writes an index of what it took,
   // which nothing holds once its lease goes (containerd collects it later).
   auto content_count = [&](const std::string& ns) {
-    Ctr({"-n", ns, "leases", "create", "--id", "collect"});
-    Ctr({"-n", ns, "leases", "rm", "--sync", "collect"});
+    Collect(ns);
     std::string out = Ctr({"-n", ns, "content", "ls", "-q"}).out;
     return std::count(out.begin(), out.end(), '\n');
   };
@@ -940,6 +950,7 @@ TEST_P(ApiTest, CtrImagesImportKeepsEscapingEntriesInside) {
   for (absl::string_view line : absl::StrSplit(Ctr({"snapshots", "ls"}).out, '\n')) {
     if (absl::StrContains(line, "Committed")) committed = std::string(line.substr(0, line.find(' ')));
   }
+  Collect();
   ASSERT_EQ(Ctr({"snapshots", "view", "look", committed}).exit_code, 0);
   r = Ctr({"snapshots", "mounts", dir.path() + "/mnt", "look"});
   ASSERT_EQ(r.exit_code, 0) << r.err;

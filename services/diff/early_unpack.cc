@@ -101,7 +101,9 @@ void EarlyUnpacker::Run() {
     if (queue_.empty()) continue;
     Job job = std::move(queue_.front());
     queue_.pop_front();
-    trees_[job.digest] = Tree{absl::StrCat(dir_, "/", next_++), job.size};
+    Tree& tree = trees_[job.digest];
+    tree.dir = absl::StrCat(dir_, "/", next_++);
+    tree.blob_size = job.size;
     mu_.Unlock();
     Unpack(job);
     mu_.Lock();
