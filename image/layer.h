@@ -193,15 +193,11 @@ struct ApplyResult {
 absl::StatusOr<ApplyResult> ApplyLayer(ByteSource& compressed, Compression compression,
                                        int target_dirfd, const ApplyOptions& options);
 
-// ApplyLayer onto what a snapshot's `mounts` show, as the Diff service's
-// Apply does (MountedTree picks the directory): into a single overlay
-// mount's upperdir with overlay whiteouts and its lowerdirs as
-// lower_dirfds, into a bind mount's source or a mount of them all (under
-// `scratch`) with whiteouts that delete. Nothing stays mounted.
-absl::StatusOr<ApplyResult> ApplyLayerToMounts(ByteSource& compressed, Compression compression,
-                                               const std::vector<snapshotter::Mount>& mounts,
-                                               const std::string& scratch);
-// The same onto a tree already open (`source_digest` as in ApplyOptions).
+// ApplyLayer onto what a snapshot's mounts show, as the Diff service's
+// Apply does, with the tree MountedTree::Open(mounts, scratch, true) picks:
+// into a single overlay mount's upperdir with overlay whiteouts and its
+// lowerdirs as lower_dirfds, into a bind mount's source or a mount of them
+// all with whiteouts that delete (`source_digest` as in ApplyOptions).
 absl::StatusOr<ApplyResult> ApplyLayerToTree(ByteSource& compressed, Compression compression,
                                              const snapshotter::MountedTree& tree,
                                              absl::string_view source_digest = "");

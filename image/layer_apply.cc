@@ -666,12 +666,4 @@ absl::StatusOr<ApplyResult> ApplyLayerToTree(ByteSource& compressed, Compression
   return ApplyLayer(compressed, compression, tree.dir(), options);
 }
 
-absl::StatusOr<ApplyResult> ApplyLayerToMounts(ByteSource& compressed, Compression compression,
-                                               const std::vector<snapshotter::Mount>& mounts,
-                                               const std::string& scratch) {
-  BERTH_ASSIGN_OR_RETURN(std::unique_ptr<snapshotter::MountedTree> tree,
-                         snapshotter::MountedTree::Open(mounts, scratch, /*prefer_upper=*/true));
-  return ApplyLayerToTree(compressed, compression, *tree);
-}
-
 }  // namespace berth::image

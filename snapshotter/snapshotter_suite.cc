@@ -517,8 +517,9 @@ absl::Status ApplyAndCommit(Snapshotter& sn, const std::string& scratch, const s
                            : compression == image::Compression::kZstd ? image::Zstd(tar)
                                                                       : tar;
   std::unique_ptr<image::ByteSource> source = image::StringSource(compressed);
+  BERTH_ASSIGN_OR_RETURN(std::unique_ptr<MountedTree> tree, MountedTree::Open(mounts, scratch, true));
   BERTH_ASSIGN_OR_RETURN(image::ApplyResult applied,
-                         image::ApplyLayerToMounts(*source, compression, mounts, scratch));
+                         image::ApplyLayerToTree(*source, compression, *tree));
   if (applied.diff_id != Sha256Digest(tar)) {
     return absl::InternalError(absl::StrCat("diff ID ", applied.diff_id, " is not the tar's"));
   }
@@ -581,8 +582,11 @@ TEST_P(SnapshotterSuite, ABrokenLayerFailsAndItsSnapshotGoes) {
   absl::StatusOr<std::vector<Mount>> mounts = sn_->Prepare("extract", "");
   ASSERT_THAT(mounts, IsOk());
   std::unique_ptr<image::ByteSource> source = image::StringSource(gzip);
+  absl::StatusOr<std::unique_ptr<MountedTree>> tree = MountedTree::Open(*mounts, dir_.path(), true);
+  ASSERT_THAT(tree, IsOk());
   absl::StatusOr<image::ApplyResult> applied =
-      image::ApplyLayerToMounts(*source, image::Compression::kGzip, *mounts, dir_.path());
+      image::ApplyLayerToTree(*source, image::Compression::kGzip, **tree);
+  tree->reset();
   EXPECT_THAT(applied, StatusIs(kInvalidArgument));
   EXPECT_THAT(applied.status().message(), HasSubstr("gzip"));
   ASSERT_THAT(sn_->Remove("extract"), IsOk());

@@ -79,26 +79,16 @@ void EventLoop::Stop() {
   Wake();
 }
 
-void EventLoop::Post(std::function<void()> fn) {
-  absl::MutexLock lock(&mu_);
-  posted_.push_back(std::move(fn));
-  Wake();
-}
-
 absl::Status EventLoop::Run() {
   epoll_event events[64];
   for (;;) {
-    std::vector<std::function<void()>> posted;
     {
       absl::MutexLock lock(&mu_);
       if (stop_) {
         stop_ = false;
         return absl::OkStatus();
       }
-      posted.swap(posted_);
     }
-    for (auto& fn : posted) fn();
-    if (!posted.empty()) continue;  // they may have stopped the loop or posted more
     int n = ::epoll_wait(epoll_.get(), events, 64, -1);
     if (n < 0) {
       if (errno == EINTR) continue;

@@ -94,7 +94,8 @@ std::string EncodeFrame(uint32_t stream_id, uint8_t type, absl::string_view payl
 // ---- EventLoop ----
 
 // epoll on one thread. Callbacks run on the thread in Run() and may add,
-// change and remove registrations (their own too) while they run.
+// change and remove registrations (their own too) while they run; Stop
+// may come from any thread.
 class EventLoop {
  public:
   using Callback = std::function<void(uint32_t events)>;
@@ -114,8 +115,6 @@ class EventLoop {
   absl::Status Run();
   // From any thread: Run returns once the current callback is done.
   void Stop();
-  // From any thread: runs `fn` on the loop's thread.
-  void Post(std::function<void()> fn);
 
  private:
   struct Entry {
@@ -127,12 +126,11 @@ class EventLoop {
   void Wake();
 
   UniqueFd epoll_;
-  UniqueFd wake_;  // an eventfd: Stop and Post interrupt epoll_wait
+  UniqueFd wake_;  // an eventfd: Stop interrupts epoll_wait
   absl::flat_hash_map<int, Entry> entries_;
   uint32_t next_generation_ = 1;
   absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  std::vector<std::function<void()>> posted_ ABSL_GUARDED_BY(mu_);
 };
 
 // ---- Server ----

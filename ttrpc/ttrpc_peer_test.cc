@@ -110,7 +110,9 @@ TEST(RuncShimPeer, ConnectStateAndShutdownOverTtrpc) {
   shutdown.set_now(true);
   // It may exit before answering: both are a shutdown.
   reply = (*client)->Call(kTask, "Shutdown", shutdown.SerializeAsString(), options);
-  if (!reply.ok()) EXPECT_THAT(reply, StatusIs(absl::StatusCode::kUnavailable));
+  if (!reply.ok()) {
+    EXPECT_THAT(reply, StatusIs(absl::StatusCode::kUnavailable));
+  }
   for (int i = 0; i < 200 && Alive(shim); ++i) ::usleep(25'000);
   if (Alive(shim)) {
     ADD_FAILURE() << "the shim did not exit on Shutdown";

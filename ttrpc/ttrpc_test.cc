@@ -89,6 +89,15 @@ TEST(Wire, GarbageIsInvalidArgument) {
 
 // ---- Server and Client ----
 
+// An encoded call of test.Echo/Echo.
+std::string EchoRequest(const std::string& payload) {
+  Request request;
+  request.service = "test.Echo";
+  request.method = "Echo";
+  request.payload = payload;
+  return EncodeRequest(request);
+}
+
 class ServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -157,7 +166,9 @@ class ServerTest : public ::testing::Test {
     EXPECT_EQ(::recv(fd, header, kHeaderSize, MSG_WAITALL), static_cast<ssize_t>(kHeaderSize));
     FrameHeader h = DecodeHeader(header);
     std::string payload(h.length, '\0');
-    if (h.length > 0) EXPECT_EQ(::recv(fd, payload.data(), h.length, MSG_WAITALL), h.length);
+    if (h.length > 0) {
+      EXPECT_EQ(::recv(fd, payload.data(), h.length, MSG_WAITALL), h.length);
+    }
     return {h, payload};
   }
 
@@ -261,10 +272,10 @@ TEST_F(ServerTest, AnOversizedFrameClosesThatConnectionAlone) {
 TEST_F(ServerTest, BadRequestsGetInvalidArgumentOnTheirStream) {
   UniqueFd raw = RawConnect();
   // An even stream id, then bytes that are no Request, then a good call.
-  std::string frames = EncodeFrame(2, kTypeRequest, EncodeRequest(Request{"test.Echo", "Echo"})) +
+  std::string frames = EncodeFrame(2, kTypeRequest, EchoRequest("")) +
                        EncodeFrame(3, kTypeRequest, std::string("\xff\xff\xff", 3)) +
                        EncodeFrame(7, 9, "a frame type of the future: ignored") +
-                       EncodeFrame(5, kTypeRequest, EncodeRequest(Request{"test.Echo", "Echo", "ok"}));
+                       EncodeFrame(5, kTypeRequest, EchoRequest("ok"));
   ASSERT_EQ(::send(raw.get(), frames.data(), frames.size(), MSG_NOSIGNAL),
             static_cast<ssize_t>(frames.size()));
   for (auto [id, code] : {std::pair<uint32_t, absl::StatusCode>{2, absl::StatusCode::kInvalidArgument},
@@ -282,7 +293,7 @@ TEST_F(ServerTest, BadRequestsGetInvalidArgumentOnTheirStream) {
 TEST_F(ServerTest, APeerGoneMidFrameLeavesTheServerServing) {
   {
     UniqueFd raw = RawConnect();
-    std::string frame = EncodeFrame(1, kTypeRequest, EncodeRequest(Request{"test.Echo", "Echo", "x"}));
+    std::string frame = EncodeFrame(1, kTypeRequest, EchoRequest("x"));
     ASSERT_EQ(::send(raw.get(), frame.data(), frame.size() / 2, MSG_NOSIGNAL),
               static_cast<ssize_t>(frame.size() / 2));
   }

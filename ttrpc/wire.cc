@@ -36,6 +36,19 @@ absl::Status ForEachField(absl::string_view data, absl::string_view what, Field 
   return absl::InvalidArgumentError(absl::StrCat("malformed ", what));
 }
 
+// The message `write` writes, as bytes (for nested messages too: a
+// CodedOutputStream flushes into the string when it goes).
+template <typename Write>
+std::string Encode(Write write) {
+  std::string out;
+  {
+    StringOutputStream stream(&out);
+    CodedOutputStream coded(&stream);
+    write(coded);
+  }
+  return out;
+}
+
 bool IsLengthDelimited(WireFormatLite::WireType type) {
   return type == WireFormatLite::WIRETYPE_LENGTH_DELIMITED;
 }
@@ -123,26 +136,19 @@ std::string EncodeFrame(uint32_t stream_id, uint8_t type, absl::string_view payl
 }
 
 std::string EncodeRequest(const Request& request) {
-  std::string out;
-  {
-    StringOutputStream stream(&out);
-    CodedOutputStream coded(&stream);
-    if (!request.service.empty()) WireFormatLite::WriteString(1, request.service, &coded);
-    if (!request.method.empty()) WireFormatLite::WriteString(2, request.method, &coded);
-    if (!request.payload.empty()) WireFormatLite::WriteBytes(3, request.payload, &coded);
-    if (request.timeout_nano != 0) WireFormatLite::WriteInt64(4, request.timeout_nano, &coded);
+  return Encode([&](CodedOutputStream& out) {
+    if (!request.service.empty()) WireFormatLite::WriteString(1, request.service, &out);
+    if (!request.method.empty()) WireFormatLite::WriteString(2, request.method, &out);
+    if (!request.payload.empty()) WireFormatLite::WriteBytes(3, request.payload, &out);
+    if (request.timeout_nano != 0) WireFormatLite::WriteInt64(4, request.timeout_nano, &out);
     for (const auto& [key, value] : request.metadata) {
-      std::string entry;
-      {
-        StringOutputStream entry_stream(&entry);
-        CodedOutputStream entry_coded(&entry_stream);
-        WireFormatLite::WriteString(1, key, &entry_coded);
-        WireFormatLite::WriteString(2, value, &entry_coded);
-      }
-      WireFormatLite::WriteBytes(5, entry, &coded);
+      WireFormatLite::WriteBytes(5, Encode([&](CodedOutputStream& entry) {
+                                   WireFormatLite::WriteString(1, key, &entry);
+                                   WireFormatLite::WriteString(2, value, &entry);
+                                 }),
+                                 &out);
     }
-  }
-  return out;
+  });
 }
 
 absl::StatusOr<Request> DecodeRequest(absl::string_view data) {
@@ -181,25 +187,20 @@ absl::StatusOr<Request> DecodeRequest(absl::string_view data) {
 }
 
 std::string EncodeResponse(const Response& response) {
-  std::string out;
-  {
-    StringOutputStream stream(&out);
-    CodedOutputStream coded(&stream);
+  return Encode([&](CodedOutputStream& out) {
     if (!response.status.ok()) {
-      std::string status;
-      {
-        StringOutputStream status_stream(&status);
-        CodedOutputStream status_coded(&status_stream);
-        WireFormatLite::WriteInt32(1, static_cast<int32_t>(response.status.code()), &status_coded);
-        if (!response.status.message().empty()) {
-          WireFormatLite::WriteString(2, std::string(response.status.message()), &status_coded);
-        }
-      }
-      WireFormatLite::WriteBytes(1, status, &coded);
+      WireFormatLite::WriteBytes(1, Encode([&](CodedOutputStream& status) {
+                                   WireFormatLite::WriteInt32(
+                                       1, static_cast<int32_t>(response.status.code()), &status);
+                                   if (!response.status.message().empty()) {
+                                     WireFormatLite::WriteString(
+                                         2, std::string(response.status.message()), &status);
+                                   }
+                                 }),
+                                 &out);
     }
-    if (!response.payload.empty()) WireFormatLite::WriteBytes(2, response.payload, &coded);
-  }
-  return out;
+    if (!response.payload.empty()) WireFormatLite::WriteBytes(2, response.payload, &out);
+  });
 }
 
 absl::StatusOr<Response> DecodeResponse(absl::string_view data) {
