@@ -42,7 +42,7 @@ namespace {
 
 using layer_internal::CleanPath;
 using layer_internal::JoinPath;
-using layer_internal::ListDir;
+using layer_internal::ListDirectory;
 using layer_internal::OpenInRoot;
 using layer_internal::ProcPath;
 using layer_internal::RemoveAllAt;
@@ -620,7 +620,7 @@ absl::Status Applier::CopyLowerDirMetadata(int dir, absl::string_view rel) {
 }
 
 absl::Status Applier::RemoveUnwritten(int dirfd, const std::string& rel) {
-  BERTH_ASSIGN_OR_RETURN(std::vector<std::string> names, ListDir(dirfd, rel.empty() ? "/" : rel));
+  BERTH_ASSIGN_OR_RETURN(std::vector<std::string> names, ListDirectory(dirfd, rel.empty() ? "/" : rel));
   for (const std::string& name : names) {
     std::string child = JoinPath(rel, name);
     if (!written_.contains(child)) {

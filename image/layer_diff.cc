@@ -38,9 +38,9 @@ namespace {
 using layer_internal::CompressingWriter;
 using layer_internal::JoinPath;
 using layer_internal::kBufferSize;
-using layer_internal::ListDir;
+using layer_internal::ListDirectory;
 using layer_internal::ProcPath;
-using layer_internal::ReadXattrs;
+using layer_internal::ReadLayerXattrs;
 using layer_internal::Xattr;
 
 using layer_internal::kOpaqueMarker;
@@ -224,7 +224,7 @@ class Differ {
 };
 
 absl::Status Differ::WalkUpper(int dirfd, const std::string& rel) {
-  BERTH_ASSIGN_OR_RETURN(std::vector<std::string> names, ListDir(dirfd, ForMessage(rel)));
+  BERTH_ASSIGN_OR_RETURN(std::vector<std::string> names, ListDirectory(dirfd, ForMessage(rel)));
   for (const std::string& name : names) {
     std::string child = JoinPath(rel, name);
     struct stat st;
@@ -268,9 +268,9 @@ absl::Status Differ::Compare(int lower, int upper, const std::string& rel,
                              const struct timespec& upper_mtime) {
   std::vector<std::string> lower_names;
   if (lower >= 0) {
-    BERTH_ASSIGN_OR_RETURN(lower_names, ListDir(lower, ForMessage(rel)));
+    BERTH_ASSIGN_OR_RETURN(lower_names, ListDirectory(lower, ForMessage(rel)));
   }
-  BERTH_ASSIGN_OR_RETURN(std::vector<std::string> upper_names, ListDir(upper, ForMessage(rel)));
+  BERTH_ASSIGN_OR_RETURN(std::vector<std::string> upper_names, ListDirectory(upper, ForMessage(rel)));
   size_t i = 0, j = 0;
   while (i < lower_names.size() || j < upper_names.size()) {
     int order = i == lower_names.size()   ? 1
@@ -338,9 +338,9 @@ absl::StatusOr<bool> Differ::Changed(int lower, int upper, const std::string& na
   }
   const bool dir = name.empty();
   BERTH_ASSIGN_OR_RETURN(std::vector<Xattr> lx,
-                         ReadXattrs(dir ? lower : -1, dir ? rel : ProcPath(lower, name)));
+                         ReadLayerXattrs(dir ? lower : -1, dir ? rel : ProcPath(lower, name)));
   BERTH_ASSIGN_OR_RETURN(std::vector<Xattr> ux,
-                         ReadXattrs(dir ? upper : -1, dir ? rel : ProcPath(upper, name)));
+                         ReadLayerXattrs(dir ? upper : -1, dir ? rel : ProcPath(upper, name)));
   if (lx != ux) return true;
   if (dir) return false;
   if (l.st_size != u.st_size || l.st_mtim.tv_sec != u.st_mtim.tv_sec) return true;
@@ -421,7 +421,7 @@ absl::Status Differ::Emit(int dirfd, const std::string& name, const std::string&
       break;
   }
   BERTH_ASSIGN_OR_RETURN(std::vector<Xattr> xattrs,
-                         ReadXattrs(fd, fd >= 0 ? rel : ProcPath(dirfd, name)));
+                         ReadLayerXattrs(fd, fd >= 0 ? rel : ProcPath(dirfd, name)));
   for (const Xattr& x : xattrs) {
     archive_entry_xattr_add_entry(entry, x.name.c_str(), x.value.data(), x.value.size());
   }
@@ -431,7 +431,7 @@ absl::Status Differ::Emit(int dirfd, const std::string& name, const std::string&
 absl::Status Differ::EmitFileData(int dirfd, const std::string& name, const std::string& rel,
                                   const struct stat& st, archive_entry* entry) {
   BERTH_ASSIGN_OR_RETURN(UniqueFd fd, OpenRegular(dirfd, name, st, rel));
-  BERTH_ASSIGN_OR_RETURN(std::vector<Xattr> xattrs, ReadXattrs(fd.get(), rel));
+  BERTH_ASSIGN_OR_RETURN(std::vector<Xattr> xattrs, ReadLayerXattrs(fd.get(), rel));
   for (const Xattr& x : xattrs) {
     archive_entry_xattr_add_entry(entry, x.name.c_str(), x.value.data(), x.value.size());
   }

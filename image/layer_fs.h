@@ -14,6 +14,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "base/files.h"
 #include "absl/strings/string_view.h"
 
 namespace berth::image::layer_internal {
@@ -43,36 +44,22 @@ std::string JoinPath(absl::string_view parent, absl::string_view name);
 // `rel` "" opens the root itself. Returns the fd, or -errno.
 int OpenInRoot(int root, const std::string& rel, int flags);
 
-// "/proc/self/fd/<dirfd>/<name>": how the l*xattr calls reach a symlink or
-// device node by fd (they cannot be opened, and fsetxattr refuses O_PATH
-// fds). Only the last component, never followed by those calls, is a name.
-std::string ProcPath(int dirfd, absl::string_view name);
-
 // Removes `name` from `dirfd`, with everything under it when it is a
 // directory; never follows a symlink. OK when there is nothing to remove.
 // `what` names the path in errors.
 absl::Status RemoveAllAt(int dirfd, const char* name, absl::string_view what);
 
-// The names in the directory `dirfd` (any fd on it, O_PATH included), "."
-// and ".." excepted, in byte order.
-absl::StatusOr<std::vector<std::string>> ListDir(int dirfd, absl::string_view what);
-
-struct Xattr {
-  std::string name;
-  std::string value;
-  friend bool operator==(const Xattr&, const Xattr&) = default;
-};
+// Listing and xattrs are base/files.h's.
+using files::GetXattr;
+using files::ListDirectory;
+using files::ProcPath;
+using files::Xattr;
 
 // xattrs that steer overlayfs (trusted.overlay.*): never content of a layer.
 bool IsOverlayXattr(absl::string_view name);
 
-// The xattrs of `fd` (when >= 0) or else of `path` (not followed), sorted by
-// name, trusted.overlay.* left out. A filesystem without xattrs has none.
-// Errors name `path` either way.
-absl::StatusOr<std::vector<Xattr>> ReadXattrs(int fd, const std::string& path);
-
-// One xattr of `fd` or `path` as ReadXattrs reaches them; "" when absent.
-absl::StatusOr<std::string> GetXattr(int fd, const std::string& path, const char* name);
+// files::ReadXattrs without trusted.overlay.*: a layer's own xattrs.
+absl::StatusOr<std::vector<Xattr>> ReadLayerXattrs(int fd, const std::string& path);
 
 }  // namespace berth::image::layer_internal
 

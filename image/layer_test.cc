@@ -551,7 +551,8 @@ TEST_F(LayerTest, ResultSaysWhatTheTreeDependsOn) {
     UniqueFd fd = OpenDir(target.path());
     ApplyOptions options;
     options.whiteouts = ApplyOptions::Whiteouts::kOverlay;
-    std::unique_ptr<ByteSource> source = StringSource(MakeTar(c.entries));
+    const std::string tar = MakeTar(c.entries);  // outlives the source reading it
+    std::unique_ptr<ByteSource> source = StringSource(tar);
     absl::StatusOr<ApplyResult> result = ApplyLayer(*source, Compression::kNone, fd.get(), options);
     ASSERT_THAT(result, IsOk());
     EXPECT_EQ(result->has_whiteouts, c.whiteouts);

@@ -1,23 +1,21 @@
 #include "snapshotter/fs.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <map>
-#include <memory>
 #include <set>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "base/files.h"
 #include "base/status.h"
 
 namespace berth::snapshotter::fs {
@@ -26,15 +24,6 @@ namespace {
 std::string Join(absl::string_view display, absl::string_view name) {
   return absl::StrCat(display, "/", name);
 }
-
-bool IsDotOrDotDot(const char* name) {
-  return name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'));
-}
-
-struct DirCloser {
-  void operator()(DIR* dir) const { ::closedir(dir); }
-};
-using DirStream = std::unique_ptr<DIR, DirCloser>;
 
 // The mount an entry lives on, to stop walks at mount points. statx's
 // STATX_MNT_ID (Linux 5.8) tells bind mounts of the same filesystem apart,
@@ -96,7 +85,7 @@ absl::Status RemoveEntry(int dirfd, const std::string& name, const Where& parent
 }
 
 absl::Status RemoveContents(int dirfd, const Where& where, absl::string_view display) {
-  absl::StatusOr<std::vector<std::string>> names = ListDirectory(dirfd, display);
+  absl::StatusOr<std::vector<std::string>> names = files::ListDirectory(dirfd, display);
   if (!names.ok()) return absl::IsNotFound(names.status()) ? absl::OkStatus() : names.status();
   for (const std::string& name : *names) {
     BERTH_RETURN_IF_ERROR(RemoveEntry(dirfd, name, where, Join(display, name)));
@@ -126,7 +115,7 @@ class UsageCounter {
       BERTH_ASSIGN_OR_RETURN(opened, OpenDirectory(dirfd, name, display));
       fd = opened.get();
     }
-    BERTH_ASSIGN_OR_RETURN(std::vector<std::string> names, ListDirectory(fd, display));
+    BERTH_ASSIGN_OR_RETURN(std::vector<std::string> names, files::ListDirectory(fd, display));
     for (const std::string& child : names) {
       BERTH_RETURN_IF_ERROR(Count(fd, child.c_str(), 0, where, Join(display, child)));
     }
@@ -142,70 +131,13 @@ class UsageCounter {
 
 // ---- Copying ----
 
-// The name an fd can be reached by in the xattr calls that have no fd
-// variant for O_PATH fds (symbolic links, devices, fifos): the magic link
-// names the inode itself, whatever its type.
-std::string ProcFdPath(int fd) { return absl::StrCat("/proc/self/fd/", fd); }
-
-// An xattr source or destination: an fd for files and directories, the
-// O_PATH fd's /proc name for everything else.
-class XattrHandle {
- public:
-  XattrHandle(int fd, bool by_fd) : fd_(fd), by_fd_(by_fd), path_(ProcFdPath(fd)) {}
-
-  ssize_t List(char* buffer, size_t size) const {
-    return by_fd_ ? ::flistxattr(fd_, buffer, size) : ::listxattr(path_.c_str(), buffer, size);
-  }
-  ssize_t Get(const char* name, void* value, size_t size) const {
-    return by_fd_ ? ::fgetxattr(fd_, name, value, size)
-                  : ::getxattr(path_.c_str(), name, value, size);
-  }
-  int Set(const char* name, const void* value, size_t size) const {
-    return by_fd_ ? ::fsetxattr(fd_, name, value, size, 0)
-                  : ::setxattr(path_.c_str(), name, value, size, 0);
-  }
-
- private:
-  int fd_;
-  bool by_fd_;
-  std::string path_;
-};
-
-absl::Status CopyXattrs(const XattrHandle& src, const XattrHandle& dst,
-                        absl::string_view display) {
-  std::string names;
-  for (;;) {
-    ssize_t n = src.List(nullptr, 0);
-    if (n < 0) {
-      if (errno == ENOTSUP) return absl::OkStatus();  // no xattrs on this filesystem
-      return ErrnoStatus("listxattr", display);
-    }
-    if (n == 0) return absl::OkStatus();
-    names.resize(n);
-    n = src.List(names.data(), names.size());
-    if (n >= 0) {
-      names.resize(n);
-      break;
-    }
-    if (errno != ERANGE) return ErrnoStatus("listxattr", display);  // ERANGE: it grew
-  }
-  for (absl::string_view name : absl::StrSplit(names, '\0', absl::SkipEmpty())) {
-    std::string key(name);
-    std::string value;
-    for (;;) {
-      ssize_t n = src.Get(key.c_str(), nullptr, 0);
-      if (n < 0) return ErrnoStatus(absl::StrCat("getxattr ", key), display);
-      value.resize(n);
-      n = src.Get(key.c_str(), value.data(), value.size());
-      if (n >= 0) {
-        value.resize(n);
-        break;
-      }
-      if (errno != ERANGE) return ErrnoStatus(absl::StrCat("getxattr ", key), display);
-    }
-    if (dst.Set(key.c_str(), value.data(), value.size()) != 0) {
-      return ErrnoStatus(absl::StrCat("setxattr ", key), display);
-    }
+// Copies every xattr: through fds open for I/O when both are >= 0, else
+// through the paths (of entries that cannot be opened for I/O).
+absl::Status CopyXattrs(int src_fd, const std::string& src_path, int dst_fd,
+                        const std::string& dst_path) {
+  BERTH_ASSIGN_OR_RETURN(std::vector<files::Xattr> xattrs, files::ReadXattrs(src_fd, src_path));
+  for (const files::Xattr& xattr : xattrs) {
+    BERTH_RETURN_IF_ERROR(files::SetXattr(dst_fd, dst_path, xattr));
   }
   return absl::OkStatus();
 }
@@ -215,7 +147,7 @@ absl::Status CopyXattrs(const XattrHandle& src, const XattrHandle& dst,
 absl::Status CopyMetadataByFd(int src, int dst, const struct stat& st, absl::string_view display) {
   if (::fchown(dst, st.st_uid, st.st_gid) != 0) return ErrnoStatus("fchown", display);
   if (::fchmod(dst, st.st_mode & 07777) != 0) return ErrnoStatus("fchmod", display);
-  BERTH_RETURN_IF_ERROR(CopyXattrs(XattrHandle(src, true), XattrHandle(dst, true), display));
+  BERTH_RETURN_IF_ERROR(CopyXattrs(src, std::string(display), dst, std::string(display)));
   const struct timespec times[2] = {st.st_atim, st.st_mtim};
   if (::futimens(dst, times) != 0) return ErrnoStatus("futimens", display);
   return absl::OkStatus();
@@ -238,8 +170,8 @@ absl::Status CopyMetadataByPath(int src_dir, int dst_dir, const std::string& nam
   if (!S_ISLNK(st.st_mode) && ::fchmodat(dst_dir, name.c_str(), st.st_mode & 07777, 0) != 0) {
     return ErrnoStatus("fchmodat", display);
   }
-  BERTH_RETURN_IF_ERROR(
-      CopyXattrs(XattrHandle(src.get(), false), XattrHandle(dst.get(), false), display));
+  BERTH_RETURN_IF_ERROR(CopyXattrs(-1, files::ProcPath(src_dir, name), -1,
+                                   files::ProcPath(dst_dir, name)));
   const struct timespec times[2] = {st.st_atim, st.st_mtim};
   if (::utimensat(dst_dir, name.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0) {
     return ErrnoStatus("utimensat", display);
@@ -310,7 +242,7 @@ class TreeCopier {
   explicit TreeCopier(int dst_root) : dst_root_(dst_root) {}
 
   absl::Status CopyContents(int src, int dst, absl::string_view display) {
-    BERTH_ASSIGN_OR_RETURN(std::vector<std::string> names, ListDirectory(src, display));
+    BERTH_ASSIGN_OR_RETURN(std::vector<std::string> names, files::ListDirectory(src, display));
     for (const std::string& name : names) {
       path_.push_back(name);
       BERTH_RETURN_IF_ERROR(CopyEntry(src, dst, name, Join(display, name)));
@@ -420,27 +352,6 @@ absl::StatusOr<UniqueFd> OpenDirectory(int dirfd, const std::string& name,
   UniqueFd fd(::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!fd.valid()) return ErrnoStatus("open", display);
   return fd;
-}
-
-absl::StatusOr<std::vector<std::string>> ListDirectory(int dirfd, absl::string_view display) {
-  // fdopendir takes the fd it is given: give it a duplicate.
-  UniqueFd dup(::fcntl(dirfd, F_DUPFD_CLOEXEC, 0));
-  if (!dup.valid()) return ErrnoStatus("dup", display);
-  DirStream dir(::fdopendir(dup.get()));
-  if (dir == nullptr) return ErrnoStatus("opendir", display);
-  dup.Release();
-  ::rewinddir(dir.get());
-  std::vector<std::string> names;
-  for (;;) {
-    errno = 0;
-    struct dirent* entry = ::readdir(dir.get());
-    if (entry == nullptr) {
-      if (errno != 0) return ErrnoStatus("readdir", display);
-      break;
-    }
-    if (!IsDotOrDotDot(entry->d_name)) names.emplace_back(entry->d_name);
-  }
-  return names;
 }
 
 absl::Status MakeDirectories(const std::string& path) {

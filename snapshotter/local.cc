@@ -14,6 +14,7 @@
 #include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
+#include "base/files.h"
 #include "base/status.h"
 #include "base/strings.h"
 #include "filters/filters.h"
@@ -471,7 +472,7 @@ absl::Status LocalSnapshotter::Cleanup() {
     BERTH_RETURN_IF_ERROR(CheckOpen());
     BERTH_ASSIGN_OR_RETURN(std::set<int64_t> rows, storage_->Ids());
     BERTH_ASSIGN_OR_RETURN(std::vector<std::string> names,
-                           fs::ListDirectory(snapshots_fd_.get(), layout_.root()));
+                           files::ListDirectory(snapshots_fd_.get(), layout_.root()));
     for (const std::string& name : names) {
       absl::string_view number = name;
       bool removing = absl::ConsumePrefix(&number, kRemovingPrefix);

@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "base/log.h"
+#include "base/files.h"
 #include "base/status.h"
 #include "base/strings.h"
 #include "snapshotter/fs.h"
@@ -139,7 +140,7 @@ class OverlayDriver final : public Driver {
     UniqueFd links(::openat(root, kLinks, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!links.valid()) return ErrnoStatus("open", absl::StrCat(layout_->root(), "/", kLinks));
     BERTH_ASSIGN_OR_RETURN(std::vector<std::string> names,
-                           fs::ListDirectory(links.get(), kLinks));
+                           files::ListDirectory(links.get(), kLinks));
     for (const std::string& name : names) {
       std::optional<int64_t> id = ParseLinkName(name);
       if (id.has_value() && live.contains(*id)) continue;

@@ -262,7 +262,9 @@ class Service final : public api::Snapshots::CallbackService, public daemon::Grp
     // A read first: creating is a write transaction, and almost always the
     // namespace is there.
     if (absl::IsNotFound(metadata_->GetNamespace(target.ns).status())) {
-      absl::Status created = metadata_->CreateNamespace(store::Namespace{.name = target.ns});
+      store::Namespace created_namespace;
+      created_namespace.name = target.ns;
+      absl::Status created = metadata_->CreateNamespace(created_namespace);
       if (!created.ok() && !absl::IsAlreadyExists(created)) return created;
     }
     const std::string lease = RequestLease(context);
