@@ -85,7 +85,8 @@ std::string ProcPath(int fd, absl::string_view name) {
 
 absl::StatusOr<std::vector<Xattr>> ReadXattrs(int fd, const std::string& path) {
   std::string names;
-  if (ReadSized([&](char* buf, size_t size) { return ListNames(fd, path, buf, size); }, &names) < 0) {
+  if (ReadSized([&](char* buf, size_t size) { return ListNames(fd, path, buf, size); }, &names) <
+      0) {
     if (NoXattrSupport(errno)) return std::vector<Xattr>();
     return ErrnoStatus("listxattr", path);
   }

@@ -8,7 +8,8 @@
 int main(int argc, char** argv) {
   absl::StatusOr<berth::shim::Flags> flags = berth::shim::ParseFlags(argc, argv);
   if (!flags.ok()) {
-    std::fprintf(stderr, "containerd-shim-berth-v1: %s\n", std::string(flags.status().message()).c_str());
+    std::fprintf(stderr, "containerd-shim-berth-v1: %s\n",
+                 std::string(flags.status().message()).c_str());
     return 2;
   }
   if (flags->action == "start") {

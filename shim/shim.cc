@@ -2,11 +2,11 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/mount.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,11 +17,11 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
-#include <utility>
 #include <map>
 #include <optional>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -90,7 +90,8 @@ std::string LastRuntimeError(const std::string& log_path) {
 absl::Status RunRuntime(const std::string& binary, const std::string& root,
                         const std::string& log_path, const std::vector<std::string>& args,
                         const int stdio[3]) {
-  std::vector<std::string> argv = {binary, "--root", root, "--log", log_path, "--log-format", "json"};
+  std::vector<std::string> argv = {binary,   "--root",       root,  "--log",
+                                   log_path, "--log-format", "json"};
   argv.insert(argv.end(), args.begin(), args.end());
   pid_t pid = ::fork();
   if (pid < 0) return ErrnoStatus("fork", binary);
@@ -112,8 +113,8 @@ absl::Status RunRuntime(const std::string& binary, const std::string& root,
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return absl::OkStatus();
   std::string why = LastRuntimeError(log_path);
   if (WIFEXITED(status) && WEXITSTATUS(status) == 127 && why.empty()) why = "cannot run it";
-  return absl::UnknownError(absl::StrCat(binary, " ", args.empty() ? "" : args[0], ": ",
-                                         why.empty() ? "failed" : why));
+  return absl::UnknownError(
+      absl::StrCat(binary, " ", args.empty() ? "" : args[0], ": ", why.empty() ? "failed" : why));
 }
 
 // Copies what one fd yields into another, on the loop, until the first
@@ -207,7 +208,8 @@ absl::StatusOr<UniqueFd> ReceiveFd(int socket) {
   msg.msg_iovlen = 1;
   msg.msg_control = control;
   msg.msg_controllen = sizeof(control);
-  if (::recvmsg(socket, &msg, MSG_CMSG_CLOEXEC) < 0) return ErrnoStatus("recvmsg", "console socket");
+  if (::recvmsg(socket, &msg, MSG_CMSG_CLOEXEC) < 0)
+    return ErrnoStatus("recvmsg", "console socket");
   cmsghdr* c = CMSG_FIRSTHDR(&msg);
   if (c == nullptr || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) {
     return absl::InternalError("the runtime sent no terminal on the console socket");
@@ -369,12 +371,28 @@ class TaskService {
     return request;
   }
 
+  // A request naming one of the task's processes, and that process.
+  template <typename Request>
+  struct ProcessCall {
+    Request request;
+    Process* process;
+  };
+
+  // ParseForTask, and the process the request names (NotFound if none).
+  template <typename Request>
+  absl::StatusOr<ProcessCall<Request>> ParseForProcess(const std::string& payload) {
+    BERTH_ASSIGN_OR_RETURN(Request request, ParseForTask<Request>(payload));
+    BERTH_ASSIGN_OR_RETURN(Process * process, Find(request.exec_id()));
+    return ProcessCall<Request>{std::move(request), process};
+  }
+
   // The task's process `exec_id` ("" for its init); NotFound if none.
   absl::StatusOr<Process*> Find(const std::string& exec_id) {
     if (exec_id.empty()) return &task_->init;
     auto it = task_->execs.find(exec_id);
     if (it == task_->execs.end()) {
-      return absl::NotFoundError(absl::StrCat("exec ", Quote(exec_id), " of task ", Quote(task_->id), ": not found"));
+      return absl::NotFoundError(
+          absl::StrCat("exec ", Quote(exec_id), " of task ", Quote(task_->id), ": not found"));
     }
     return &it->second;
   }
@@ -417,10 +435,12 @@ class TaskService {
     ttrpc::CallOptions options;
     options.timeout = absl::Seconds(5);
     options.metadata = {{ttrpc::kNamespaceKey, flags_.ns}};
-    absl::StatusOr<std::string> sent = (*client)->Call(
-        "containerd.services.events.ttrpc.v1.Events", "Forward", request.SerializeAsString(), options);
+    absl::StatusOr<std::string> sent =
+        (*client)->Call("containerd.services.events.ttrpc.v1.Events", "Forward",
+                        request.SerializeAsString(), options);
     if (!sent.ok()) {
-      log::Warn("shim: publishing an event failed", {{"topic", topic}, {"error", sent.status().ToString()}});
+      log::Warn("shim: publishing an event failed",
+                {{"topic", topic}, {"error", sent.status().ToString()}});
     }
   }
 
@@ -440,7 +460,8 @@ class TaskService {
       return absl::OkStatus();
     };
     if (!process.stdin_path.empty()) {
-      process.stdin_fifo.Reset(::open(process.stdin_path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+      process.stdin_fifo.Reset(
+          ::open(process.stdin_path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
       if (!process.stdin_fifo.valid()) return ErrnoStatus("open", process.stdin_path);
       BERTH_RETURN_IF_ERROR(make_pipe(ends[0], process.stdin_pipe));
       Process* p = &process;
@@ -456,15 +477,17 @@ class TaskService {
       std::unique_ptr<Pump>& pump;
       int fd;
     };
-    for (Output out : {Output{process.stdout_path, process.stdout_fifo, process.stdout_pipe, process.output, 1},
-                       Output{process.stderr_path, process.stderr_fifo, process.stderr_pipe, process.errors, 2}}) {
+    for (Output out :
+         {Output{process.stdout_path, process.stdout_fifo, process.stdout_pipe, process.output, 1},
+          Output{process.stderr_path, process.stderr_fifo, process.stderr_pipe, process.errors,
+                 2}}) {
       if (out.path.empty()) continue;
       out.fifo.Reset(::open(out.path.c_str(), O_RDWR | O_CLOEXEC));
       if (!out.fifo.valid()) return ErrnoStatus("open", out.path);
       BERTH_RETURN_IF_ERROR(make_pipe(out.pipe, ends[out.fd]));
       UniqueFd* fifo = &out.fifo;
-      BERTH_ASSIGN_OR_RETURN(out.pump, Pump::Start(loop_, out.pipe.get(), out.fifo.get(), Pump::Full::kDrop,
-                                                   [fifo] { fifo->Reset(); }));
+      BERTH_ASSIGN_OR_RETURN(out.pump, Pump::Start(loop_, out.pipe.get(), out.fifo.get(),
+                                                   Pump::Full::kDrop, [fifo] { fifo->Reset(); }));
       fds[out.fd] = ends[out.fd].get();
     }
     return absl::OkStatus();
@@ -477,48 +500,54 @@ class TaskService {
     if (!process.stdout_path.empty()) {
       process.stdout_fifo.Reset(::open(process.stdout_path.c_str(), O_RDWR | O_CLOEXEC));
       if (!process.stdout_fifo.valid()) return ErrnoStatus("open", process.stdout_path);
-      BERTH_ASSIGN_OR_RETURN(process.output, Pump::Start(loop_, process.console.get(),
-                                                         process.stdout_fifo.get(), Pump::Full::kDrop));
+      BERTH_ASSIGN_OR_RETURN(
+          process.output,
+          Pump::Start(loop_, process.console.get(), process.stdout_fifo.get(), Pump::Full::kDrop));
     }
     if (!process.stdin_path.empty()) {
-      process.stdin_fifo.Reset(::open(process.stdin_path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+      process.stdin_fifo.Reset(
+          ::open(process.stdin_path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
       if (!process.stdin_fifo.valid()) return ErrnoStatus("open", process.stdin_path);
       // A second fd of the master: the input waits for it to be writable
       // while the output reads the first.
       process.console_input.Reset(::fcntl(process.console.get(), F_DUPFD_CLOEXEC, 0));
       if (!process.console_input.valid()) return ErrnoStatus("dup", "terminal");
-      BERTH_ASSIGN_OR_RETURN(process.input, Pump::Start(loop_, process.stdin_fifo.get(),
-                                                        process.console_input.get(), Pump::Full::kWait));
+      BERTH_ASSIGN_OR_RETURN(
+          process.input, Pump::Start(loop_, process.stdin_fifo.get(), process.console_input.get(),
+                                     Pump::Full::kWait));
     }
     return absl::OkStatus();
   }
 
   void ResizePty(const std::string& payload, const ttrpc::Reply& reply) {
-    absl::StatusOr<task::ResizePtyRequest> request = ParseForTask<task::ResizePtyRequest>(payload);
-    if (!request.ok()) return reply(request.status());
-    absl::StatusOr<Process*> found = Find(request->exec_id());
-    if (!found.ok()) return reply(found.status());
-    if (!(*found)->console.valid()) {
+    absl::StatusOr<ProcessCall<task::ResizePtyRequest>> call =
+        ParseForProcess<task::ResizePtyRequest>(payload);
+    if (!call.ok()) return reply(call.status());
+    const task::ResizePtyRequest& request = call->request;
+    Process& process = *call->process;
+    if (!process.console.valid()) {
       return reply(absl::FailedPreconditionError("the process has no terminal to resize"));
     }
     winsize size{};
-    size.ws_col = static_cast<unsigned short>(request->width());
-    size.ws_row = static_cast<unsigned short>(request->height());
-    if (::ioctl((*found)->console.get(), TIOCSWINSZ, &size) != 0) return reply(ErrnoStatus("resize", "terminal"));
+    size.ws_col = static_cast<unsigned short>(request.width());
+    size.ws_row = static_cast<unsigned short>(request.height());
+    if (::ioctl(process.console.get(), TIOCSWINSZ, &size) != 0)
+      return reply(ErrnoStatus("resize", "terminal"));
     reply(std::string());
   }
 
   // Closing stdin ends what the shim copies into the process, which then
   // reads the end of its input.
   void CloseIO(const std::string& payload, const ttrpc::Reply& reply) {
-    absl::StatusOr<task::CloseIORequest> request = ParseForTask<task::CloseIORequest>(payload);
-    if (!request.ok()) return reply(request.status());
-    absl::StatusOr<Process*> found = Find(request->exec_id());
-    if (!found.ok()) return reply(found.status());
-    if (request->stdin() && (*found)->input != nullptr) {
-      (*found)->input.reset();
-      (*found)->stdin_fifo.Reset();
-      (*found)->stdin_pipe.Reset();  // the process reads its end
+    absl::StatusOr<ProcessCall<task::CloseIORequest>> call =
+        ParseForProcess<task::CloseIORequest>(payload);
+    if (!call.ok()) return reply(call.status());
+    const task::CloseIORequest& request = call->request;
+    Process& process = *call->process;
+    if (request.stdin() && process.input != nullptr) {
+      process.input.reset();
+      process.stdin_fifo.Reset();
+      process.stdin_pipe.Reset();  // the process reads its end
     }
     reply(std::string());
   }
@@ -554,8 +583,8 @@ class TaskService {
     if (request->rootfs_size() > 0) {
       std::vector<snapshotter::Mount> mounts;
       for (const auto& m : request->rootfs()) {
-        mounts.push_back(snapshotter::Mount{m.type(), m.source(), m.target(),
-                                            {m.options().begin(), m.options().end()}});
+        mounts.push_back(snapshotter::Mount{
+            m.type(), m.source(), m.target(), {m.options().begin(), m.options().end()}});
       }
       const std::string rootfs = t.bundle + "/rootfs";
       ::mkdir(rootfs.c_str(), 0711);
@@ -610,17 +639,20 @@ class TaskService {
   }
 
   void Exec(const std::string& payload, const ttrpc::Reply& reply) {
-    absl::StatusOr<task::ExecProcessRequest> request = ParseForTask<task::ExecProcessRequest>(payload);
+    absl::StatusOr<task::ExecProcessRequest> request =
+        ParseForTask<task::ExecProcessRequest>(payload);
     if (!request.ok()) return reply(request.status());
     if (request->exec_id().empty()) return reply(absl::InvalidArgumentError("exec id is empty"));
     if (task_->execs.contains(request->exec_id())) {
-      return reply(absl::AlreadyExistsError(absl::StrCat("exec ", Quote(request->exec_id()), " exists")));
+      return reply(
+          absl::AlreadyExistsError(absl::StrCat("exec ", Quote(request->exec_id()), " exists")));
     }
     if (request->terminal()) {
       return reply(absl::UnimplementedError("terminals are not supported by this shim yet"));
     }
     if (task_->init.status != types::RUNNING) {
-      return reply(absl::FailedPreconditionError(absl::StrCat("task ", Quote(task_->id), " is not running")));
+      return reply(absl::FailedPreconditionError(
+          absl::StrCat("task ", Quote(task_->id), " is not running")));
     }
     Process process;
     process.exec_id = request->exec_id();
@@ -637,17 +669,18 @@ class TaskService {
   }
 
   void Start(const std::string& payload, const ttrpc::Reply& reply) {
-    absl::StatusOr<task::StartRequest> request = ParseForTask<task::StartRequest>(payload);
-    if (!request.ok()) return reply(request.status());
-    absl::StatusOr<Process*> found = Find(request->exec_id());
-    if (!found.ok()) return reply(found.status());
-    Process& process = **found;
+    absl::StatusOr<ProcessCall<task::StartRequest>> call =
+        ParseForProcess<task::StartRequest>(payload);
+    if (!call.ok()) return reply(call.status());
+    Process& process = *call->process;
     if (process.status != types::CREATED || (!process.exec_id.empty() && process.pid != 0)) {
-      return reply(absl::FailedPreconditionError(absl::StrCat(
-          "process ", Quote(process.exec_id.empty() ? task_->id : process.exec_id), " was started already")));
+      return reply(absl::FailedPreconditionError(
+          absl::StrCat("process ", Quote(process.exec_id.empty() ? task_->id : process.exec_id),
+                       " was started already")));
     }
     if (process.exec_id.empty()) {
-      if (absl::Status started = Runtime({"start", task_->id}); !started.ok()) return reply(started);
+      if (absl::Status started = Runtime({"start", task_->id}); !started.ok())
+        return reply(started);
       if (process.status == types::CREATED) process.status = types::RUNNING;
       ::containerd::events::TaskStart event;
       event.set_container_id(task_->id);
@@ -680,11 +713,10 @@ class TaskService {
   }
 
   void State(const std::string& payload, const ttrpc::Reply& reply) {
-    absl::StatusOr<task::StateRequest> request = ParseForTask<task::StateRequest>(payload);
-    if (!request.ok()) return reply(request.status());
-    absl::StatusOr<Process*> found = Find(request->exec_id());
-    if (!found.ok()) return reply(found.status());
-    const Process& process = **found;
+    absl::StatusOr<ProcessCall<task::StateRequest>> call =
+        ParseForProcess<task::StateRequest>(payload);
+    if (!call.ok()) return reply(call.status());
+    Process& process = *call->process;
     task::StateResponse response;
     response.set_id(task_->id);
     response.set_bundle(task_->bundle);
@@ -696,57 +728,58 @@ class TaskService {
     response.set_terminal(process.terminal);
     response.set_exit_status(process.exit_status);
     response.set_exec_id(process.exec_id);
-    if (process.status == types::STOPPED) *response.mutable_exited_at() = ToTimestamp(process.exited_at);
+    if (process.status == types::STOPPED)
+      *response.mutable_exited_at() = ToTimestamp(process.exited_at);
     reply(response.SerializeAsString());
   }
 
   void Wait(const std::string& payload, const ttrpc::Reply& reply) {
-    absl::StatusOr<task::WaitRequest> request = ParseForTask<task::WaitRequest>(payload);
-    if (!request.ok()) return reply(request.status());
-    absl::StatusOr<Process*> found = Find(request->exec_id());
-    if (!found.ok()) return reply(found.status());
-    if ((*found)->status != types::STOPPED) {
-      (*found)->waiters.push_back(reply);
+    absl::StatusOr<ProcessCall<task::WaitRequest>> call =
+        ParseForProcess<task::WaitRequest>(payload);
+    if (!call.ok()) return reply(call.status());
+    Process& process = *call->process;
+    if (process.status != types::STOPPED) {
+      process.waiters.push_back(reply);
       return;
     }
-    reply(WaitResponseOf(**found));
+    reply(WaitResponseOf(process));
   }
 
   void Kill(const std::string& payload, const ttrpc::Reply& reply) {
-    absl::StatusOr<task::KillRequest> request = ParseForTask<task::KillRequest>(payload);
-    if (!request.ok()) return reply(request.status());
-    absl::StatusOr<Process*> found = Find(request->exec_id());
-    if (!found.ok()) return reply(found.status());
-    const Process& process = **found;
+    absl::StatusOr<ProcessCall<task::KillRequest>> call =
+        ParseForProcess<task::KillRequest>(payload);
+    if (!call.ok()) return reply(call.status());
+    const task::KillRequest& request = call->request;
+    Process& process = *call->process;
     if (process.status == types::STOPPED || process.pid == 0) {
-      return reply(absl::NotFoundError(absl::StrCat(
-          "process ", Quote(process.exec_id.empty() ? task_->id : process.exec_id), " already finished")));
+      return reply(absl::NotFoundError(
+          absl::StrCat("process ", Quote(process.exec_id.empty() ? task_->id : process.exec_id),
+                       " already finished")));
     }
     if (!process.exec_id.empty()) {
       // runc signals a container's init; an exec is signalled directly.
-      if (::kill(process.pid, static_cast<int>(request->signal())) != 0) {
+      if (::kill(process.pid, static_cast<int>(request.signal())) != 0) {
         return reply(ErrnoStatus("kill", process.exec_id));
       }
       return reply(std::string());
     }
     std::vector<std::string> args = {"kill"};
-    if (request->all()) args.push_back("--all");
+    if (request.all()) args.push_back("--all");
     args.push_back(task_->id);
-    args.push_back(absl::StrCat(request->signal()));
+    args.push_back(absl::StrCat(request.signal()));
     if (absl::Status killed = Runtime(args); !killed.ok()) return reply(killed);
     reply(std::string());
   }
 
   void Delete(const std::string& payload, const ttrpc::Reply& reply) {
-    absl::StatusOr<task::DeleteRequest> request = ParseForTask<task::DeleteRequest>(payload);
-    if (!request.ok()) return reply(request.status());
-    absl::StatusOr<Process*> found = Find(request->exec_id());
-    if (!found.ok()) return reply(found.status());
-    Process& process = **found;
+    absl::StatusOr<ProcessCall<task::DeleteRequest>> call =
+        ParseForProcess<task::DeleteRequest>(payload);
+    if (!call.ok()) return reply(call.status());
+    Process& process = *call->process;
     if (process.status == types::RUNNING || process.status == types::PAUSED) {
-      return reply(absl::FailedPreconditionError(absl::StrCat(
-          "process ", Quote(process.exec_id.empty() ? task_->id : process.exec_id),
-          " must be stopped before deletion: it is running")));
+      return reply(absl::FailedPreconditionError(
+          absl::StrCat("process ", Quote(process.exec_id.empty() ? task_->id : process.exec_id),
+                       " must be stopped before deletion: it is running")));
     }
     if (!process.exec_id.empty()) {
       task::DeleteResponse response;
@@ -798,8 +831,9 @@ class TaskService {
     absl::StatusOr<Request> request = ParseForTask<Request>(payload);
     if (!request.ok()) return reply(request.status());
     if (task_->init.status != from) {
-      return reply(absl::FailedPreconditionError(absl::StrCat(
-          "task ", Quote(task_->id), " cannot ", command, ": it is ", types::Status_Name(task_->init.status))));
+      return reply(absl::FailedPreconditionError(
+          absl::StrCat("task ", Quote(task_->id), " cannot ", command, ": it is ",
+                       types::Status_Name(task_->init.status))));
     }
     if (absl::Status done = Runtime({command, task_->id}); !done.ok()) return reply(done);
     task_->init.status = to;
@@ -856,7 +890,8 @@ absl::StatusOr<Flags> ParseFlags(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (!absl::StartsWith(arg, "-")) {
-      if (!flags.action.empty()) return absl::InvalidArgumentError(absl::StrCat("unexpected argument ", Quote(arg)));
+      if (!flags.action.empty())
+        return absl::InvalidArgumentError(absl::StrCat("unexpected argument ", Quote(arg)));
       flags.action = arg;
       continue;
     }
@@ -898,7 +933,8 @@ absl::StatusOr<Flags> ParseFlags(int argc, char** argv) {
 std::string SocketPath(const Flags& flags) {
   Sha256 hash;
   hash.Update(absl::StrCat(flags.address, "\n", flags.ns, "\n", flags.id));
-  std::string dir = absl::StrCat(flags.address.empty() ? "/run/berth" : Dirname(flags.address), "/s");
+  std::string dir =
+      absl::StrCat(flags.address.empty() ? "/run/berth" : Dirname(flags.address), "/s");
   std::string path = absl::StrCat(dir, "/", hash.Hex());
   // A socket path holds 107 bytes: a deep address directory falls back.
   if (path.size() > 107) path = absl::StrCat("/run/berth/s/", hash.Hex());
@@ -951,7 +987,8 @@ int Start(const Flags& flags, const char* self) {
     int null = ::open("/dev/null", O_RDWR);
     ::dup2(null, 0);
     ::dup2(null, 1);
-    std::vector<std::string> args = {self, "-namespace", flags.ns, "-id", flags.id, "-address", flags.address};
+    std::vector<std::string> args = {self,     "-namespace", flags.ns,     "-id",
+                                     flags.id, "-address",   flags.address};
     if (!flags.publish_binary.empty()) {
       args.push_back("-publish-binary");
       args.push_back(flags.publish_binary);
@@ -971,8 +1008,10 @@ int Delete(const Flags& flags) {
   const std::string bundle = flags.bundle.empty() ? "." : flags.bundle;
   const std::string root = absl::StrCat(Dirname(flags.address), "/runc/", flags.ns);
   const int none[3] = {-1, -1, -1};
-  absl::Status deleted = RunRuntime("runc", root, bundle + "/log.json", {"delete", "--force", flags.id}, none);
-  if (!deleted.ok()) log::Warn("shim delete: the runtime's delete failed", {{"error", deleted.ToString()}});
+  absl::Status deleted =
+      RunRuntime("runc", root, bundle + "/log.json", {"delete", "--force", flags.id}, none);
+  if (!deleted.ok())
+    log::Warn("shim delete: the runtime's delete failed", {{"error", deleted.ToString()}});
   ::umount2((bundle + "/rootfs").c_str(), MNT_DETACH);
   task::DeleteResponse response;
   response.set_exit_status(128 + SIGKILL);

@@ -36,9 +36,9 @@ struct Flags {
   std::string ns;
   std::string address;  // the daemon's (containerd's or berthd's) socket
   std::string id;
-  std::string bundle;   // for delete; else the working directory
+  std::string bundle;  // for delete; else the working directory
   std::string publish_binary;
-  std::string action;   // "start", "delete" or "" (serve)
+  std::string action;  // "start", "delete" or "" (serve)
 };
 
 // Parses the command line; InvalidArgument naming what is wrong.

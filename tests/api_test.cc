@@ -706,8 +706,7 @@ TEST_P(ApiTest, NamespaceWithSnapshotsCannotBeDeleted) {
 TEST_P(ApiTest, CtrImagesImportListTagExportRemove) {
   TempDir dir;
   const std::string archive = dir.path() + "/busybox.tar";
-  CommandResult made = RunCommand({RunfilePath("tests/make-image-archive.sh"), "oci", archive,
-                                   "docker.io/library/busybox:latest"});
+  CommandResult made = MakeImageArchive("oci", archive, "docker.io/library/busybox:latest");
   ASSERT_EQ(made.exit_code, 0) << made.err;
   const std::string manifest(absl::StripTrailingAsciiWhitespace(made.out));
   Process events({"ctr", "--address", daemon_.address(), "events", "topic~=\"^/images/\""});
@@ -758,8 +757,7 @@ TEST_P(ApiTest, CtrImagesImportListTagExportRemove) {
 TEST_P(ApiTest, CtrImagesImportUnpacksAndSnapshotsDiffWritesALayer) {
   TempDir dir;
   const std::string archive = dir.path() + "/busybox.tar";
-  CommandResult r = RunCommand({RunfilePath("tests/make-image-archive.sh"), "oci", archive,
-                                "docker.io/library/busybox:latest"});
+  CommandResult r = MakeImageArchive("oci", archive, "docker.io/library/busybox:latest");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   r = Ctr({"images", "import", archive});
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -797,8 +795,7 @@ TEST_P(ApiTest, CtrImagesImportUnpacksAndSnapshotsDiffWritesALayer) {
 TEST_P(ApiTest, CtrImagesImportsADockerSaveArchive) {
   TempDir dir;
   const std::string archive = dir.path() + "/busybox-docker.tar";
-  CommandResult r = RunCommand({RunfilePath("tests/make-image-archive.sh"), "docker", archive,
-                                "busybox:latest"});
+  CommandResult r = MakeImageArchive("docker", archive, "busybox:latest");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const std::string diff_id(absl::StripTrailingAsciiWhitespace(r.out));
   r = Ctr({"images", "import", archive});
@@ -826,8 +823,7 @@ TEST_P(ApiTest, CtrImagesImportsADockerSaveArchive) {
 TEST_P(ApiTest, CtrImagesImportOfAMultiPlatformIndex) {
   TempDir dir;
   const std::string archive = dir.path() + "/multi.tar";
-  CommandResult r = RunCommand({"env", "ARM64=1", RunfilePath("tests/make-image-archive.sh"), "oci",
-                                archive, "docker.io/library/multi:latest"});
+  CommandResult r = MakeImageArchive("oci", archive, "docker.io/library/multi:latest", {"ARM64=1"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const std::string index(absl::StripTrailingAsciiWhitespace(r.out));
   // After a collection: the import also writes an index of what it took,
@@ -885,8 +881,8 @@ TEST_P(ApiTest, CtrImagesImportOfBadArchivesFailsNamingTheProblem) {
   for (const Case& c : cases) {
     SCOPED_TRACE(c.brk);
     const std::string archive = dir.path() + "/" + c.brk + ".tar";
-    CommandResult r = RunCommand({"env", "BREAK=" + c.brk, RunfilePath("tests/make-image-archive.sh"),
-                                  "oci", archive, "docker.io/library/" + c.brk + ":latest"});
+    CommandResult r = MakeImageArchive("oci", archive, "docker.io/library/" + c.brk + ":latest",
+                                       {"BREAK=" + c.brk});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     r = Ctr({"images", "import", archive});
     EXPECT_NE(r.exit_code, 0);
@@ -895,10 +891,7 @@ TEST_P(ApiTest, CtrImagesImportOfBadArchivesFailsNamingTheProblem) {
     EXPECT_THAT(RunCommand({"findmnt", "-rn", "-o", "TARGET"}).out, Not(HasSubstr(daemon_.root())));
   }
   const std::string good = dir.path() + "/good.tar";
-  ASSERT_EQ(RunCommand({RunfilePath("tests/make-image-archive.sh"), "oci", good,
-                        "docker.io/library/busybox:latest"})
-                .exit_code,
-            0);
+  ASSERT_EQ(MakeImageArchive("oci", good, "docker.io/library/busybox:latest").exit_code, 0);
   CommandResult r = Ctr({"images", "import", good});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(Ctr({"images", "check"}).out, ContainsRegex("busybox.*complete \\(2/2\\).* true"));
@@ -939,8 +932,7 @@ TEST_P(ApiTest, CtrImagesImportKeepsEscapingEntriesInside) {
                           " ('up/pwned2', tarfile.REGTYPE, b'pwned2')]"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const std::string archive = dir.path() + "/evil.tar";
-  r = RunCommand({"env", "LAYER_TAR=" + layer, RunfilePath("tests/make-image-archive.sh"), "oci",
-                  archive, "docker.io/library/evil:latest"});
+  r = MakeImageArchive("oci", archive, "docker.io/library/evil:latest", {"LAYER_TAR=" + layer});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   r = Ctr({"images", "import", archive});
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -966,8 +958,8 @@ TEST_P(ApiTest, CtrImagesImportKeepsEscapingEntriesInside) {
                 .exit_code,
             0);
   const std::string link_archive = dir.path() + "/link.tar";
-  ASSERT_EQ(RunCommand({"env", "LAYER_TAR=" + link_layer, RunfilePath("tests/make-image-archive.sh"),
-                        "oci", link_archive, "docker.io/library/link:latest"})
+  ASSERT_EQ(MakeImageArchive("oci", link_archive, "docker.io/library/link:latest",
+                             {"LAYER_TAR=" + link_layer})
                 .exit_code,
             0);
   r = Ctr({"images", "import", link_archive});

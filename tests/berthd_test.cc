@@ -216,8 +216,8 @@ TEST_F(BerthdTest, NamespaceAndEventErrorsAreStricterThanContainerd) {
 TEST_F(BerthdTest, UnknownLayerMediaTypeIsInvalidArgument) {
   TempDir dir;
   const std::string archive = dir.path() + "/media.tar";
-  CommandResult r = RunCommand({"env", "BREAK=media", RunfilePath("tests/make-image-archive.sh"),
-                                "oci", archive, "docker.io/library/media:latest"});
+  CommandResult r =
+      MakeImageArchive("oci", archive, "docker.io/library/media:latest", {"BREAK=media"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   r = Ctr({"images", "import", archive});
   EXPECT_NE(r.exit_code, 0);
@@ -301,9 +301,8 @@ TEST(EarlyUnpack, ImportUsesTreesUnpackedAtCommitAndRestartClearsTheRest) {
                     "tar --owner=0 --group=0 -C src -cf layer.tar data")});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const std::string archive = dir.path() + "/early.tar";
-  r = RunCommand({"env", "LAYER_TAR=" + dir.path() + "/layer.tar",
-                  RunfilePath("tests/make-image-archive.sh"), "oci", archive,
-                  "docker.io/library/early:latest"});
+  r = MakeImageArchive("oci", archive, "docker.io/library/early:latest",
+                       {"LAYER_TAR=" + dir.path() + "/layer.tar"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
 
   r = Ctr(berthd, {"images", "import", archive});
@@ -337,8 +336,7 @@ TEST(EarlyUnpack, ImportUsesTreesUnpackedAtCommitAndRestartClearsTheRest) {
 TEST_F(BerthdTest, ExportReimportsIntoContainerdWithTheSameDigest) {
   TempDir dir;
   const std::string archive = dir.path() + "/busybox.tar";
-  CommandResult r = RunCommand({RunfilePath("tests/make-image-archive.sh"), "oci", archive,
-                                "docker.io/library/busybox:latest"});
+  CommandResult r = MakeImageArchive("oci", archive, "docker.io/library/busybox:latest");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const std::string manifest(absl::StripTrailingAsciiWhitespace(r.out));
   ASSERT_EQ(Ctr({"images", "import", archive}).exit_code, 0);

@@ -219,6 +219,14 @@ std::shared_ptr<grpc::Channel> Connect(const Daemon& daemon) {
   return grpc::CreateChannel("unix:" + daemon.address(), grpc::InsecureChannelCredentials());
 }
 
+CommandResult MakeImageArchive(const std::string& format, const std::string& out,
+                               const std::string& name, const std::vector<std::string>& env) {
+  std::vector<std::string> argv = {"env"};
+  argv.insert(argv.end(), env.begin(), env.end());
+  argv.insert(argv.end(), {RunfilePath("tests/make-image-archive.sh"), format, out, name});
+  return RunCommand(argv);
+}
+
 CommandResult InMountedSnapshot(const std::string& mount_command, const std::string& target,
                                 const std::string& script) {
   return RunCommand({"unshare", "-m", "--propagation", "private", "sh", "-ec",

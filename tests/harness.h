@@ -117,6 +117,11 @@ std::shared_ptr<grpc::Channel> Connect(const Daemon& daemon);
 // `ctr --address <the daemon's socket> args...`.
 CommandResult Ctr(const Daemon& daemon, const std::vector<std::string>& args);
 
+// tests/make-image-archive.sh FORMAT OUT NAME, with `env` ("KEY=value":
+// the script's options) in its environment; it prints a digest.
+CommandResult MakeImageArchive(const std::string& format, const std::string& out,
+                               const std::string& name, const std::vector<std::string>& env = {});
+
 // Runs the `mount …` command ctr printed for a snapshot inside a private
 // mount namespace, then `script` with $T the mount point: the mount goes
 // with the namespace, whatever happens.

@@ -44,13 +44,14 @@ class ShimTest : public ::testing::TestWithParam<std::string> {
   // /run/containerd whatever containerd's state dir: the empty
   // directories it leaves go, unless they were there before.
   static void TearDownTestSuite() {
-    if (!had_run_containerd_) RunCommand({"find", "/run/containerd", "-depth", "-type", "d", "-empty", "-delete"});
+    if (!had_run_containerd_)
+      RunCommand({"find", "/run/containerd", "-depth", "-type", "d", "-empty", "-delete"});
   }
 
   void SetUp() override {
     ASSERT_THAT(containerd_.Start(), IsOk());
     const std::string archive = dir_.path() + "/busybox.tar";
-    CommandResult r = RunCommand({RunfilePath("tests/make-image-archive.sh"), "oci", archive, kImage});
+    CommandResult r = MakeImageArchive("oci", archive, kImage);
     ASSERT_EQ(r.exit_code, 0) << r.err;
     r = Ctr({"images", "import", archive});
     ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -58,19 +59,24 @@ class ShimTest : public ::testing::TestWithParam<std::string> {
 
   void TearDown() override {
     // Whatever a failed case left running goes with its task.
-    for (absl::string_view line : absl::StrSplit(Ctr({"task", "ls", "-q"}).out, '\n', absl::SkipEmpty())) {
+    for (absl::string_view line :
+         absl::StrSplit(Ctr({"task", "ls", "-q"}).out, '\n', absl::SkipEmpty())) {
       Ctr({"task", "kill", "-s", "SIGKILL", std::string(line)});
     }
     absl::SleepFor(absl::Milliseconds(200));
-    for (absl::string_view line : absl::StrSplit(Ctr({"task", "ls", "-q"}).out, '\n', absl::SkipEmpty())) {
+    for (absl::string_view line :
+         absl::StrSplit(Ctr({"task", "ls", "-q"}).out, '\n', absl::SkipEmpty())) {
       Ctr({"task", "delete", std::string(line)});
     }
-    for (absl::string_view line : absl::StrSplit(Ctr({"containers", "ls", "-q"}).out, '\n', absl::SkipEmpty())) {
+    for (absl::string_view line :
+         absl::StrSplit(Ctr({"containers", "ls", "-q"}).out, '\n', absl::SkipEmpty())) {
       Ctr({"containers", "rm", std::string(line)});
     }
   }
 
-  CommandResult Ctr(const std::vector<std::string>& args) { return testing::Ctr(containerd_, args); }
+  CommandResult Ctr(const std::vector<std::string>& args) {
+    return testing::Ctr(containerd_, args);
+  }
 
   // `ctr …` with `input` on its stdin.
   CommandResult CtrWithInput(const std::vector<std::string>& args, const std::string& input) {
@@ -134,7 +140,8 @@ TEST_P(ShimTest, DetachedTaskListsKillsAndDeletes) {
   EXPECT_THAT(r.err, HasSubstr("stopped"));
   // PID 1 ignores SIGTERM without a handler: SIGKILL stops it.
   ASSERT_EQ(Ctr({"task", "kill", "-s", "SIGKILL", "sleeper"}).exit_code, 0);
-  for (int i = 0; i < 100 && TaskStatus("sleeper") != "STOPPED"; ++i) absl::SleepFor(absl::Milliseconds(50));
+  for (int i = 0; i < 100 && TaskStatus("sleeper") != "STOPPED"; ++i)
+    absl::SleepFor(absl::Milliseconds(50));
   EXPECT_EQ(TaskStatus("sleeper"), "STOPPED");
   r = Ctr({"task", "delete", "sleeper"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
@@ -152,11 +159,12 @@ TEST_P(ShimTest, DetachedTaskListsKillsAndDeletes) {
 TEST_P(ShimTest, ExecPauseAndResume) {
   CommandResult r = Run({"-d"}, "busy", {"/bin/busybox", "sleep", "300"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  r = Ctr({"task", "exec", "--exec-id", "e1", "--fifo-dir", dir_.path(), "busy", "/bin/busybox", "echo",
-           "from exec"});
+  r = Ctr({"task", "exec", "--exec-id", "e1", "--fifo-dir", dir_.path(), "busy", "/bin/busybox",
+           "echo", "from exec"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "from exec\n");
-  r = Ctr({"task", "exec", "--exec-id", "e2", "--fifo-dir", dir_.path(), "busy", "/bin/sh", "-c", "exit 7"});
+  r = Ctr({"task", "exec", "--exec-id", "e2", "--fifo-dir", dir_.path(), "busy", "/bin/sh", "-c",
+           "exit 7"});
   EXPECT_EQ(r.exit_code, 7) << r.err;
   // An exec id in use: one exec waits in the background while another
   // asks for its id.
@@ -168,7 +176,8 @@ TEST_P(ShimTest, ExecPauseAndResume) {
   };
   for (int i = 0; i < 100 && processes() < 2; ++i) absl::SleepFor(absl::Milliseconds(50));
   EXPECT_EQ(processes(), 2) << "the init and the waiting exec";
-  r = Ctr({"task", "exec", "--exec-id", "same", "--fifo-dir", dir_.path(), "busy", "/bin/busybox", "true"});
+  r = Ctr({"task", "exec", "--exec-id", "same", "--fifo-dir", dir_.path(), "busy", "/bin/busybox",
+           "true"});
   EXPECT_NE(r.exit_code, 0);
   EXPECT_THAT(r.err, HasSubstr("already exists"));
   waiting.Stop(SIGKILL);
@@ -198,12 +207,13 @@ TEST_P(BerthShimTest, StdinReachesTheProcessAndUnreadOutputNeverBlocksIt) {
   EXPECT_EQ(r.out, "through stdin\n");
 
   r = Run({"-d"}, "chatty",
-          {"/bin/sh", "-c", "/bin/busybox seq 1 300000; /bin/busybox touch /done; /bin/busybox sleep 300"});
+          {"/bin/sh", "-c",
+           "/bin/busybox seq 1 300000; /bin/busybox touch /done; /bin/busybox sleep 300"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   bool done = false;
   for (int i = 0; i < 100 && !done; ++i) {
-    done = Ctr({"task", "exec", "--exec-id", absl::StrCat("probe", i), "--fifo-dir", dir_.path(), "chatty",
-                "/bin/busybox", "test", "-f", "/done"})
+    done = Ctr({"task", "exec", "--exec-id", absl::StrCat("probe", i), "--fifo-dir", dir_.path(),
+                "chatty", "/bin/busybox", "test", "-f", "/done"})
                .exit_code == 0;
     if (!done) absl::SleepFor(absl::Milliseconds(100));
   }
@@ -236,7 +246,8 @@ TEST_P(ShimTest, ContainerdRestartedFindsTheRunningTask) {
   ASSERT_THAT(containerd_.Start(), IsOk());
   EXPECT_EQ(TaskStatus("survivor"), "RUNNING");
   ASSERT_EQ(Ctr({"task", "kill", "-s", "SIGKILL", "survivor"}).exit_code, 0);
-  for (int i = 0; i < 100 && TaskStatus("survivor") != "STOPPED"; ++i) absl::SleepFor(absl::Milliseconds(50));
+  for (int i = 0; i < 100 && TaskStatus("survivor") != "STOPPED"; ++i)
+    absl::SleepFor(absl::Milliseconds(50));
   EXPECT_EQ(TaskStatus("survivor"), "STOPPED");
   r = Ctr({"task", "delete", "survivor"});
   EXPECT_EQ(r.exit_code, 0) << r.err;

@@ -34,7 +34,8 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Dial(absl::string_view address) 
   if (!absl::ConsumePrefix(&path, "unix://")) absl::ConsumePrefix(&path, "unix:");
   sockaddr_un addr{};
   if (path.empty() || path.size() >= sizeof(addr.sun_path)) {
-    return absl::InvalidArgumentError(absl::StrCat("ttrpc address ", Quote(address), " is not a socket path"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("ttrpc address ", Quote(address), " is not a socket path"));
   }
   addr.sun_family = AF_UNIX;
   std::memcpy(addr.sun_path, path.data(), path.size());

@@ -198,7 +198,8 @@ void Server::Dispatch(const std::shared_ptr<Connection>& connection, uint32_t st
   }
   CallContext call{std::move(request->service), std::move(request->method), std::nullopt,
                    std::move(request->metadata)};
-  if (request->timeout_nano > 0) call.deadline = absl::Now() + absl::Nanoseconds(request->timeout_nano);
+  if (request->timeout_nano > 0)
+    call.deadline = absl::Now() + absl::Nanoseconds(request->timeout_nano);
   handler->second(call, std::move(request->payload), std::move(reply));
 }
 

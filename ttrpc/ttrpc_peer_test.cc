@@ -8,10 +8,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
-#include <atomic>
 #include <string>
 #include <thread>
 #include <vector>
@@ -75,7 +75,8 @@ TEST(RuncShimPeer, ConnectStateAndShutdownOverTtrpc) {
 
   task::ConnectRequest connect;
   connect.set_id("peer");
-  absl::StatusOr<std::string> reply = (*client)->Call(kTask, "Connect", connect.SerializeAsString(), options);
+  absl::StatusOr<std::string> reply =
+      (*client)->Call(kTask, "Connect", connect.SerializeAsString(), options);
   ASSERT_THAT(reply, IsOk());
   task::ConnectResponse connected;
   ASSERT_TRUE(connected.ParseFromString(*reply));
@@ -95,7 +96,8 @@ TEST(RuncShimPeer, ConnectStateAndShutdownOverTtrpc) {
   for (int i = 0; i < 4; ++i) {
     threads.emplace_back([&] {
       for (int j = 0; j < 25; ++j) {
-        if ((*client)->Call(kTask, "Connect", connect.SerializeAsString(), options).ok()) ++answered;
+        if ((*client)->Call(kTask, "Connect", connect.SerializeAsString(), options).ok())
+          ++answered;
       }
     });
   }

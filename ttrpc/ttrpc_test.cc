@@ -1,12 +1,13 @@
 // The codec, and a Server on its EventLoop thread with Clients (and raw
 // sockets, for what a Client never sends) over a real unix socket.
+#include "ttrpc/ttrpc.h"
+
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <atomic>
-#include <sys/stat.h>
-
 #include <cstring>
 #include <thread>
 #include <vector>
@@ -18,7 +19,6 @@
 #include "base/temp_dir.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "ttrpc/ttrpc.h"
 
 namespace berth::ttrpc {
 namespace {
@@ -30,7 +30,8 @@ using ::testing::HasSubstr;
 TEST(Wire, HeaderIsBigEndianLengthStreamTypeFlags) {
   char bytes[kHeaderSize];
   EncodeHeader(FrameHeader{0x01020304, 0x0a0b0c0d, kTypeResponse, 0x04}, bytes);
-  EXPECT_EQ(std::string(bytes, kHeaderSize), std::string("\x01\x02\x03\x04\x0a\x0b\x0c\x0d\x02\x04", 10));
+  EXPECT_EQ(std::string(bytes, kHeaderSize),
+            std::string("\x01\x02\x03\x04\x0a\x0b\x0c\x0d\x02\x04", 10));
   FrameHeader back = DecodeHeader(bytes);
   EXPECT_EQ(back.length, 0x01020304u);
   EXPECT_EQ(back.stream_id, 0x0a0b0c0du);
@@ -105,18 +106,21 @@ class ServerTest : public ::testing::Test {
     ASSERT_THAT(loop, IsOk());
     loop_ = *std::move(loop);
     server_ = std::make_unique<Server>(*loop_);
-    server_->Register("test.Echo", "Echo", [](const CallContext& call, std::string payload, Reply reply) {
-      std::string out = absl::StrCat(payload, "|", call.Get(kNamespaceKey).value_or("-"), "|",
-                                     call.deadline.has_value() ? "deadline" : "none");
-      reply(out);
-    });
-    server_->Register("test.Echo", "Fail", [](const CallContext&, std::string payload, Reply reply) {
-      reply(absl::NotFoundError(absl::StrCat("no ", payload)));
-    });
+    server_->Register(
+        "test.Echo", "Echo", [](const CallContext& call, std::string payload, Reply reply) {
+          std::string out = absl::StrCat(payload, "|", call.Get(kNamespaceKey).value_or("-"), "|",
+                                         call.deadline.has_value() ? "deadline" : "none");
+          reply(out);
+        });
+    server_->Register("test.Echo", "Fail",
+                      [](const CallContext&, std::string payload, Reply reply) {
+                        reply(absl::NotFoundError(absl::StrCat("no ", payload)));
+                      });
     // Answers later: Release answers every held call.
-    server_->Register("test.Echo", "Later", [this](const CallContext&, std::string payload, Reply reply) {
-      held_.emplace_back(std::move(payload), std::move(reply));
-    });
+    server_->Register("test.Echo", "Later",
+                      [this](const CallContext&, std::string payload, Reply reply) {
+                        held_.emplace_back(std::move(payload), std::move(reply));
+                      });
     server_->Register("test.Echo", "Release", [this](const CallContext&, std::string, Reply reply) {
       for (auto& [payload, held] : held_) held("released " + payload);
       held_.clear();
@@ -125,9 +129,10 @@ class ServerTest : public ::testing::Test {
     server_->Register("test.Echo", "Held", [this](const CallContext&, std::string, Reply reply) {
       reply(absl::StrCat(held_.size()));
     });
-    server_->Register("test.Echo", "Connections", [this](const CallContext&, std::string, Reply reply) {
-      reply(absl::StrCat(server_->connections()));
-    });
+    server_->Register("test.Echo", "Connections",
+                      [this](const CallContext&, std::string, Reply reply) {
+                        reply(absl::StrCat(server_->connections()));
+                      });
     path_ = dir_.path() + "/ttrpc.sock";
     absl::StatusOr<UniqueFd> listener = ListenUnix(path_);
     ASSERT_THAT(listener, IsOk());
@@ -262,7 +267,8 @@ TEST_F(ServerTest, AnOversizedFrameClosesThatConnectionAlone) {
   UniqueFd raw = RawConnect();
   char header[kHeaderSize];
   EncodeHeader(FrameHeader{kMaxPayload + 1, 1, kTypeRequest, 0}, header);
-  ASSERT_EQ(::send(raw.get(), header, kHeaderSize, MSG_NOSIGNAL), static_cast<ssize_t>(kHeaderSize));
+  ASSERT_EQ(::send(raw.get(), header, kHeaderSize, MSG_NOSIGNAL),
+            static_cast<ssize_t>(kHeaderSize));
   char byte;
   EXPECT_EQ(::recv(raw.get(), &byte, 1, 0), 0) << "closed by the server";
   EXPECT_EQ(client->Call("test.Echo", "Connections", "").value_or(""), "1");
@@ -278,9 +284,10 @@ TEST_F(ServerTest, BadRequestsGetInvalidArgumentOnTheirStream) {
                        EncodeFrame(5, kTypeRequest, EchoRequest("ok"));
   ASSERT_EQ(::send(raw.get(), frames.data(), frames.size(), MSG_NOSIGNAL),
             static_cast<ssize_t>(frames.size()));
-  for (auto [id, code] : {std::pair<uint32_t, absl::StatusCode>{2, absl::StatusCode::kInvalidArgument},
-                          {3, absl::StatusCode::kInvalidArgument},
-                          {5, absl::StatusCode::kOk}}) {
+  for (auto [id, code] :
+       {std::pair<uint32_t, absl::StatusCode>{2, absl::StatusCode::kInvalidArgument},
+        {3, absl::StatusCode::kInvalidArgument},
+        {5, absl::StatusCode::kOk}}) {
     auto [header, payload] = ReadFrame(raw.get());
     EXPECT_EQ(header.stream_id, id);
     EXPECT_EQ(header.type, kTypeResponse);

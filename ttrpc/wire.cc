@@ -12,10 +12,10 @@
 namespace berth::ttrpc {
 namespace {
 
+using google::protobuf::internal::WireFormatLite;
 using google::protobuf::io::CodedInputStream;
 using google::protobuf::io::CodedOutputStream;
 using google::protobuf::io::StringOutputStream;
-using google::protobuf::internal::WireFormatLite;
 
 // Calls `field(number, wire_type, in)` for each field of the message in
 // `data`; `field` reads the value or returns false to have it skipped.
@@ -28,8 +28,8 @@ absl::Status ForEachField(absl::string_view data, absl::string_view what, Field 
       if (in.ConsumedEntireMessage()) return absl::OkStatus();
       break;  // a zero tag inside the bytes
     }
-    absl::StatusOr<bool> read = field(WireFormatLite::GetTagFieldNumber(tag),
-                                      WireFormatLite::GetTagWireType(tag), in);
+    absl::StatusOr<bool> read =
+        field(WireFormatLite::GetTagFieldNumber(tag), WireFormatLite::GetTagWireType(tag), in);
     if (!read.ok()) return read.status();
     if (!*read && !WireFormatLite::SkipField(&in, tag)) break;
   }
@@ -130,7 +130,8 @@ FrameHeader DecodeHeader(const char in[kHeaderSize]) {
 
 std::string EncodeFrame(uint32_t stream_id, uint8_t type, absl::string_view payload) {
   std::string frame(kHeaderSize, '\0');
-  EncodeHeader(FrameHeader{static_cast<uint32_t>(payload.size()), stream_id, type, 0}, frame.data());
+  EncodeHeader(FrameHeader{static_cast<uint32_t>(payload.size()), stream_id, type, 0},
+               frame.data());
   frame.append(payload.data(), payload.size());
   return frame;
 }
@@ -189,15 +190,14 @@ absl::StatusOr<Request> DecodeRequest(absl::string_view data) {
 std::string EncodeResponse(const Response& response) {
   return Encode([&](CodedOutputStream& out) {
     if (!response.status.ok()) {
-      WireFormatLite::WriteBytes(1, Encode([&](CodedOutputStream& status) {
-                                   WireFormatLite::WriteInt32(
-                                       1, static_cast<int32_t>(response.status.code()), &status);
-                                   if (!response.status.message().empty()) {
-                                     WireFormatLite::WriteString(
-                                         2, std::string(response.status.message()), &status);
-                                   }
-                                 }),
-                                 &out);
+      WireFormatLite::WriteBytes(
+          1, Encode([&](CodedOutputStream& status) {
+            WireFormatLite::WriteInt32(1, static_cast<int32_t>(response.status.code()), &status);
+            if (!response.status.message().empty()) {
+              WireFormatLite::WriteString(2, std::string(response.status.message()), &status);
+            }
+          }),
+          &out);
     }
     if (!response.payload.empty()) WireFormatLite::WriteBytes(2, response.payload, &out);
   });

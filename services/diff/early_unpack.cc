@@ -21,7 +21,8 @@ namespace {
 void RemoveTree(const std::string& dir) {
   std::error_code error;
   std::filesystem::remove_all(dir, error);
-  if (error) log::Warn("early unpack: cannot remove a tree", {{"dir", dir}, {"error", error.message()}});
+  if (error)
+    log::Warn("early unpack: cannot remove a tree", {{"dir", dir}, {"error", error.message()}});
 }
 
 // Whether the blob's first bytes are a compressed stream or a tar header
@@ -122,9 +123,9 @@ void EarlyUnpacker::Unpack(const Job& job) {
   if (blob.ok()) compression = LayerCompression(**blob);
   const std::string fs = dir + "/fs";
   struct statvfs space;
-  const bool room = ::statvfs(dir_.c_str(), &space) == 0 &&
-                    static_cast<int64_t>(space.f_bavail) * static_cast<int64_t>(space.f_frsize) >
-                        4 * job.size;
+  const bool room =
+      ::statvfs(dir_.c_str(), &space) == 0 &&
+      static_cast<int64_t>(space.f_bavail) * static_cast<int64_t>(space.f_frsize) > 4 * job.size;
   if (compression.has_value() && room && ::mkdir(dir.c_str(), 0700) == 0 &&
       ::mkdir(fs.c_str(), 0755) == 0 && ::chmod(fs.c_str(), 0755) == 0) {
     UniqueFd target(::open(fs.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
@@ -174,8 +175,8 @@ std::optional<image::ApplyResult> EarlyUnpacker::Take(const std::string& digest,
   }
   if (!tree.result.has_value()) return std::nullopt;
   bool fits = target.overlay_upper()
-                        ? !(tree.result->implied_parents && !target.lower_fds().empty())
-                        : !tree.result->has_whiteouts;
+                  ? !(tree.result->implied_parents && !target.lower_fds().empty())
+                  : !tree.result->has_whiteouts;
   // The target's root keeps its owner and mode (the snapshotter's, or its
   // parent's) unless the layer set them.
   const std::string fs = tree.dir + "/fs";
