@@ -33,6 +33,12 @@ absl::Status FieldError(absl::string_view doc, absl::string_view path,
   return absl::InvalidArgumentError(absl::StrCat(doc, " ", path, ": ", why));
 }
 
+// "<doc> <path>: must be <what>, got <the JSON type of value>".
+absl::Status TypeError(absl::string_view doc, absl::string_view path, absl::string_view what,
+                       const Json& value) {
+  return FieldError(doc, path, absl::StrCat("must be ", what, ", got ", value.type_name()));
+}
+
 std::string Join(absl::string_view path, absl::string_view key) {
   return path.empty() ? std::string(key) : absl::StrCat(path, ".", key);
 }
@@ -64,7 +70,7 @@ absl::Status GetString(absl::string_view doc, const Json& obj, absl::string_view
   const Json* v = Member(obj, key);
   if (v == nullptr) return absl::OkStatus();
   if (!v->is_string()) {
-    return FieldError(doc, Join(path, key), absl::StrCat("must be a string, got ", v->type_name()));
+    return TypeError(doc, Join(path, key), "a string", *v);
   }
   *out = v->get<std::string>();
   return absl::OkStatus();
@@ -84,14 +90,13 @@ absl::Status GetStringArray(absl::string_view doc, const Json& obj, absl::string
   if (v == nullptr) return absl::OkStatus();
   std::string field = Join(path, key);
   if (!v->is_array()) {
-    return FieldError(doc, field, absl::StrCat("must be an array, got ", v->type_name()));
+    return TypeError(doc, field, "an array", *v);
   }
   out->clear();
   for (size_t i = 0; i < v->size(); ++i) {
     const Json& e = (*v)[i];
     if (!e.is_string()) {
-      return FieldError(doc, absl::StrCat(field, "[", i, "]"),
-                        absl::StrCat("must be a string, got ", e.type_name()));
+      return TypeError(doc, absl::StrCat(field, "[", i, "]"), "a string", e);
     }
     out->push_back(e.get<std::string>());
   }
@@ -104,13 +109,12 @@ absl::Status GetStringMap(absl::string_view doc, const Json& obj, absl::string_v
   if (v == nullptr) return absl::OkStatus();
   std::string field = Join(path, key);
   if (!v->is_object()) {
-    return FieldError(doc, field, absl::StrCat("must be an object, got ", v->type_name()));
+    return TypeError(doc, field, "an object", *v);
   }
   out->clear();
   for (const auto& [k, e] : v->items()) {
     if (!e.is_string()) {
-      return FieldError(doc, absl::StrCat(field, "[\"", k, "\"]"),
-                        absl::StrCat("must be a string, got ", e.type_name()));
+      return TypeError(doc, absl::StrCat(field, "[\"", k, "\"]"), "a string", e);
     }
     (*out)[k] = e.get<std::string>();
   }
@@ -123,8 +127,7 @@ absl::Status CheckSchemaVersion(absl::string_view doc, const Json& obj, int* out
   const Json* v = Member(obj, "schemaVersion");
   if (v == nullptr) return FieldError(doc, "schemaVersion", "is required");
   if (!v->is_number_integer()) {
-    return FieldError(doc, "schemaVersion",
-                      absl::StrCat("must be an integer, got ", v->type_name()));
+    return TypeError(doc, "schemaVersion", "an integer", *v);
   }
   if (v->get<int64_t>() != 2) {
     return FieldError(doc, "schemaVersion", absl::StrCat("must be 2, got ", v->dump()));
@@ -136,7 +139,7 @@ absl::Status CheckSchemaVersion(absl::string_view doc, const Json& obj, int* out
 absl::StatusOr<Platform> ParsePlatform(absl::string_view doc, const Json& obj,
                                        absl::string_view path) {
   if (!obj.is_object()) {
-    return FieldError(doc, path, absl::StrCat("must be an object, got ", obj.type_name()));
+    return TypeError(doc, path, "an object", obj);
   }
   Platform p;
   BERTH_RETURN_IF_ERROR(GetRequiredString(doc, obj, path, "os", &p.os));
@@ -149,7 +152,7 @@ absl::StatusOr<Platform> ParsePlatform(absl::string_view doc, const Json& obj,
 absl::StatusOr<Descriptor> ParseDescriptor(absl::string_view doc, const Json& obj,
                                            absl::string_view path) {
   if (!obj.is_object()) {
-    return FieldError(doc, path, absl::StrCat("must be an object, got ", obj.type_name()));
+    return TypeError(doc, path, "an object", obj);
   }
   Descriptor d;
   BERTH_RETURN_IF_ERROR(GetRequiredString(doc, obj, path, "mediaType", &d.media_type));
@@ -161,8 +164,7 @@ absl::StatusOr<Descriptor> ParseDescriptor(absl::string_view doc, const Json& ob
   std::string size_field = Join(path, "size");
   if (size == nullptr) return FieldError(doc, size_field, "is required");
   if (!size->is_number_integer()) {
-    return FieldError(doc, size_field,
-                      absl::StrCat("must be an integer, got ", size->type_name()));
+    return TypeError(doc, size_field, "an integer", *size);
   }
   if (size->is_number_unsigned()) {
     uint64_t u = size->get<uint64_t>();
@@ -193,7 +195,7 @@ absl::StatusOr<std::vector<Descriptor>> ParseDescriptors(absl::string_view doc, 
     return out;
   }
   if (!v->is_array()) {
-    return FieldError(doc, key, absl::StrCat("must be an array, got ", v->type_name()));
+    return TypeError(doc, key, "an array", *v);
   }
   for (size_t i = 0; i < v->size(); ++i) {
     BERTH_ASSIGN_OR_RETURN(Descriptor d,
@@ -267,8 +269,7 @@ absl::StatusOr<ImageConfig> ParseConfig(absl::string_view json) {
   const Json* rootfs = Member(root, "rootfs");
   if (rootfs == nullptr) return FieldError(kDoc, "rootfs", "is required");
   if (!rootfs->is_object()) {
-    return FieldError(kDoc, "rootfs",
-                      absl::StrCat("must be an object, got ", rootfs->type_name()));
+    return TypeError(kDoc, "rootfs", "an object", *rootfs);
   }
   std::string type;
   BERTH_RETURN_IF_ERROR(GetRequiredString(kDoc, *rootfs, "rootfs", "type", &type));
@@ -285,7 +286,7 @@ absl::StatusOr<ImageConfig> ParseConfig(absl::string_view json) {
   const Json* rc = Member(root, "config");
   if (rc == nullptr) return c;
   if (!rc->is_object()) {
-    return FieldError(kDoc, "config", absl::StrCat("must be an object, got ", rc->type_name()));
+    return TypeError(kDoc, "config", "an object", *rc);
   }
   BERTH_RETURN_IF_ERROR(GetStringArray(kDoc, *rc, "config", "Env", &c.env));
   BERTH_RETURN_IF_ERROR(GetStringArray(kDoc, *rc, "config", "Cmd", &c.cmd));
@@ -297,8 +298,7 @@ absl::StatusOr<ImageConfig> ParseConfig(absl::string_view json) {
   if (const Json* ports = Member(*rc, "ExposedPorts"); ports != nullptr) {
     // A set in Go's JSON: keys carry the meaning, values are always {}.
     if (!ports->is_object()) {
-      return FieldError(kDoc, "config.ExposedPorts",
-                        absl::StrCat("must be an object, got ", ports->type_name()));
+      return TypeError(kDoc, "config.ExposedPorts", "an object", *ports);
     }
     for (const auto& [port, unused] : ports->items()) c.exposed_ports.push_back(port);
     std::sort(c.exposed_ports.begin(), c.exposed_ports.end());
