@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/xattr.h>
 
 #include <algorithm>
@@ -77,6 +78,16 @@ absl::StatusOr<std::vector<std::string>> ListDirectory(int dirfd, absl::string_v
   }
   std::sort(names.begin(), names.end());
   return names;
+}
+
+absl::Status MakeDirectories(const std::string& path, mode_t mode) {
+  for (size_t slash = path.find('/', 1); slash != std::string::npos;
+       slash = path.find('/', slash + 1)) {
+    std::string dir = path.substr(0, slash);
+    if (::mkdir(dir.c_str(), mode) != 0 && errno != EEXIST) return ErrnoStatus("mkdir", dir);
+  }
+  if (::mkdir(path.c_str(), mode) != 0 && errno != EEXIST) return ErrnoStatus("mkdir", path);
+  return absl::OkStatus();
 }
 
 std::string ProcPath(int fd, absl::string_view name) {

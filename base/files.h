@@ -3,6 +3,8 @@
 #ifndef BERTH_BASE_FILES_H_
 #define BERTH_BASE_FILES_H_
 
+#include <sys/types.h>
+
 #include <string>
 #include <vector>
 
@@ -15,6 +17,10 @@ namespace berth::files {
 // The names in the directory `dirfd` (any fd on it, O_PATH included), "."
 // and ".." excepted, in byte order. Errors name `display`.
 absl::StatusOr<std::vector<std::string>> ListDirectory(int dirfd, absl::string_view display);
+
+// mkdir -p of absolute `path`: each level it creates gets `mode` (less the
+// umask).
+absl::Status MakeDirectories(const std::string& path, mode_t mode);
 
 // "/proc/self/fd/<fd>/<name>": `name` in the directory `fd` by a path, for
 // the calls that have no *at() form (the xattr calls on what cannot be

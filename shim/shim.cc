@@ -28,6 +28,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "base/files.h"
 #include "base/log.h"
 #include "base/sha256.h"
 #include "base/status.h"
@@ -37,6 +38,7 @@
 #include "github.com/containerd/containerd/api/services/ttrpc/events/v1/events.pb.h"
 #include "github.com/containerd/containerd/runtime/v2/runc/options/oci.pb.h"
 #include "github.com/containerd/containerd/runtime/v2/task/shim.pb.h"
+#include "google/protobuf/util/time_util.h"
 #include "snapshotter/mount.h"
 
 namespace berth::shim {
@@ -53,21 +55,14 @@ std::string Dirname(const std::string& path) {
   return slash == std::string::npos || slash == 0 ? "/" : path.substr(0, slash);
 }
 
-absl::Status MakeDirs(const std::string& path, mode_t mode) {
-  std::string at;
-  for (absl::string_view part : absl::StrSplit(path, '/', absl::SkipEmpty())) {
-    absl::StrAppend(&at, "/", part);
-    if (::mkdir(at.c_str(), mode) != 0 && errno != EEXIST) return ErrnoStatus("mkdir", at);
-  }
-  return absl::OkStatus();
+google::protobuf::Timestamp ToTimestamp(absl::Time t) {
+  return google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(t));
 }
 
-google::protobuf::Timestamp ToTimestamp(absl::Time t) {
-  google::protobuf::Timestamp ts;
-  const int64_t ns = absl::ToUnixNanos(t);
-  ts.set_seconds(ns / 1000000000);
-  ts.set_nanos(static_cast<int32_t>(ns % 1000000000));
-  return ts;
+// Where the OCI runtime keeps its state: beside the daemon's socket, as
+// containerd's runc shim has it (/run/containerd/runc/<namespace>).
+std::string RuntimeRoot(const Flags& flags) {
+  return absl::StrCat(Dirname(flags.address), "/runc/", flags.ns);
 }
 
 // The last "msg" runc's JSON log holds: the reason a runtime command failed.
@@ -571,7 +566,7 @@ class TaskService {
     t.init.stdin_path = request->stdin();
     t.init.stdout_path = request->stdout();
     t.init.stderr_path = request->stderr();
-    t.runtime_root = absl::StrCat(Dirname(flags_.address), "/runc/", flags_.ns);
+    t.runtime_root = RuntimeRoot(flags_);
     if (request->has_options()) {
       ::containerd::runc::v1::Options options;
       if (request->options().UnpackTo(&options)) {
@@ -579,7 +574,8 @@ class TaskService {
         if (!options.root().empty()) t.runtime_root = absl::StrCat(options.root(), "/", flags_.ns);
       }
     }
-    if (absl::Status made = MakeDirs(t.runtime_root, 0711); !made.ok()) return reply(made);
+    if (absl::Status made = files::MakeDirectories(t.runtime_root, 0711); !made.ok())
+      return reply(made);
     if (request->rootfs_size() > 0) {
       std::vector<snapshotter::Mount> mounts;
       for (const auto& m : request->rootfs()) {
@@ -705,7 +701,6 @@ class TaskService {
       event.set_exec_id(process.exec_id);
       event.set_pid(process.pid);
       Publish("/tasks/exec-started", event);
-      Reap();  // a quick exec may have exited before its pid was known
     }
     task::StartResponse response;
     response.set_pid(process.pid);
@@ -943,7 +938,7 @@ std::string SocketPath(const Flags& flags) {
 
 int Start(const Flags& flags, const char* self) {
   const std::string path = SocketPath(flags);
-  if (absl::Status s = MakeDirs(Dirname(path), 0700); !s.ok()) {
+  if (absl::Status s = files::MakeDirectories(Dirname(path), 0700); !s.ok()) {
     std::fprintf(stderr, "%s\n", s.ToString().c_str());
     return 1;
   }
@@ -1006,7 +1001,7 @@ int Start(const Flags& flags, const char* self) {
 
 int Delete(const Flags& flags) {
   const std::string bundle = flags.bundle.empty() ? "." : flags.bundle;
-  const std::string root = absl::StrCat(Dirname(flags.address), "/runc/", flags.ns);
+  const std::string root = RuntimeRoot(flags);
   const int none[3] = {-1, -1, -1};
   absl::Status deleted =
       RunRuntime("runc", root, bundle + "/log.json", {"delete", "--force", flags.id}, none);

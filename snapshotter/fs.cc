@@ -354,16 +354,6 @@ absl::StatusOr<UniqueFd> OpenDirectory(int dirfd, const std::string& name,
   return fd;
 }
 
-absl::Status MakeDirectories(const std::string& path) {
-  for (size_t slash = path.find('/', 1); slash != std::string::npos;
-       slash = path.find('/', slash + 1)) {
-    std::string dir = path.substr(0, slash);
-    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return ErrnoStatus("mkdir", dir);
-  }
-  if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) return ErrnoStatus("mkdir", path);
-  return absl::OkStatus();
-}
-
 absl::Status MakeDirectory(int dirfd, const std::string& name, mode_t mode,
                            absl::string_view display) {
   if (::mkdirat(dirfd, name.c_str(), mode) != 0) return ErrnoStatus("mkdir", display);

@@ -23,9 +23,6 @@ namespace berth::snapshotter::fs {
 absl::StatusOr<UniqueFd> OpenDirectory(int dirfd, const std::string& name,
                                        absl::string_view display);
 
-// mkdir -p of absolute `path`; each level it creates is mode 0700.
-absl::Status MakeDirectories(const std::string& path);
-
 // mkdirat with exactly `mode` (the umask does not apply); AlreadyExists if
 // `name` exists.
 absl::Status MakeDirectory(int dirfd, const std::string& name, mode_t mode,

@@ -91,7 +91,7 @@ absl::StatusOr<std::unique_ptr<Snapshotter>> LocalSnapshotter::Open(
     return absl::InvalidArgumentError(
         absl::StrCat("snapshotter root ", Quote(root), " is not an absolute path"));
   }
-  BERTH_RETURN_IF_ERROR(fs::MakeDirectories(root));
+  BERTH_RETURN_IF_ERROR(files::MakeDirectories(root, 0700));
   // Mount data names the real path, with no symbolic links to re-resolve.
   char resolved[PATH_MAX];
   if (::realpath(root.c_str(), resolved) == nullptr) return ErrnoStatus("realpath", root);

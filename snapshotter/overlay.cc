@@ -319,7 +319,7 @@ absl::StatusOr<OverlayOptions> ProbeOverlay(const std::string& root) {
   if (root.empty() || root[0] != '/') {
     return absl::InvalidArgumentError(absl::StrCat("root ", Quote(root), " is not absolute"));
   }
-  BERTH_RETURN_IF_ERROR(fs::MakeDirectories(root));
+  BERTH_RETURN_IF_ERROR(files::MakeDirectories(root, 0700));
   char resolved[PATH_MAX];
   if (::realpath(root.c_str(), resolved) == nullptr) return ErrnoStatus("realpath", root);
   const std::string real = resolved;
