@@ -1,5 +1,6 @@
-// File-system calls more than one component makes: listing a directory by
-// fd, and reading and writing extended attributes by fd or by path.
+// File-system calls more than one component makes: reading and writing a
+// small file whole, listing a directory by fd, and reading and writing
+// extended attributes by fd or by path.
 #ifndef BERTH_BASE_FILES_H_
 #define BERTH_BASE_FILES_H_
 
@@ -13,6 +14,11 @@
 #include "absl/strings/string_view.h"
 
 namespace berth::files {
+
+// The whole of the file at `path`. Errors name it.
+absl::StatusOr<std::string> ReadFile(const std::string& path);
+// Creates or truncates `path` (new: `mode` less the umask) and writes `data`.
+absl::Status WriteFile(const std::string& path, absl::string_view data, mode_t mode = 0644);
 
 // The names in the directory `dirfd` (any fd on it, O_PATH included), "."
 // and ".." excepted, in byte order. Errors name `display`.

@@ -1,13 +1,13 @@
 #include "base/log.h"
 
+#include <time.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
-#include "absl/time/clock.h"
-#include "absl/time/time.h"
 
 namespace berth::log {
 namespace {
@@ -41,6 +41,21 @@ std::string Format(Level level, absl::string_view msg, Fields fields) {
   return line;
 }
 
+// RFC 3339 in UTC with microseconds, as logrus prints it. By hand rather
+// than absl::FormatTime, whose time-zone machinery would be most of a
+// shim's code.
+std::string UtcNow() {
+  timespec now;
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  tm utc;
+  ::gmtime_r(&now.tv_sec, &utc);
+  char text[64];
+  std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", utc.tm_year + 1900,
+                utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
+                static_cast<int>(now.tv_nsec / 1000));
+  return text;
+}
+
 }  // namespace
 
 absl::StatusOr<Level> ParseLevel(absl::string_view name) {
@@ -70,9 +85,7 @@ bool Enabled(Level level) { return level >= min_level.load(std::memory_order_rel
 
 void Write(Level level, absl::string_view msg, Fields fields) {
   if (!Enabled(level)) return;
-  std::string line = absl::StrCat(
-      "time=\"", absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", absl::Now(), absl::UTCTimeZone()),
-      "\" ", Format(level, msg, fields), "\n");
+  std::string line = absl::StrCat("time=\"", UtcNow(), "\" ", Format(level, msg, fields), "\n");
   // One write(2) per line keeps concurrent lines whole; a short write to a
   // full pipe is not worth a retry loop that could block the daemon.
   [[maybe_unused]] ssize_t written = ::write(STDERR_FILENO, line.data(), line.size());

@@ -1,18 +1,21 @@
 // SHA-256, the one digest algorithm of content addresses ("sha256:<hex>"),
-// over OpenSSL's EVP interface (SHA-NI where the CPU has it).
+// over OpenSSL's SHA256_* functions (SHA-NI where the CPU has it). OpenSSL 3
+// calls them deprecated in favour of EVP, but they run the same code, cannot
+// fail, and link alone: EVP brings its provider machinery, about a megabyte
+// that every binary hashing anything (the shim) would map.
 #ifndef BERTH_BASE_SHA256_H_
 #define BERTH_BASE_SHA256_H_
 
-#include <openssl/evp.h>
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/sha.h>
 
-#include <memory>
 #include <string>
 
 #include "absl/strings/string_view.h"
 
 namespace berth {
 
-// A running hash. Movable, not copyable.
+// A running hash; a copy goes on from the same state.
 class Sha256 {
  public:
   Sha256();
@@ -24,10 +27,7 @@ class Sha256 {
   std::string Digest() const;
 
  private:
-  struct Free {
-    void operator()(EVP_MD_CTX* ctx) const { EVP_MD_CTX_free(ctx); }
-  };
-  std::unique_ptr<EVP_MD_CTX, Free> ctx_;
+  SHA256_CTX ctx_;
 };
 
 // "sha256:<hex>" of `data`.

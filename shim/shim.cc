@@ -15,19 +15,18 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "absl/time/clock.h"
 #include "base/files.h"
 #include "base/log.h"
 #include "base/sha256.h"
@@ -38,7 +37,6 @@
 #include "github.com/containerd/containerd/api/services/ttrpc/events/v1/events.pb.h"
 #include "github.com/containerd/containerd/runtime/v2/runc/options/oci.pb.h"
 #include "github.com/containerd/containerd/runtime/v2/task/shim.pb.h"
-#include "google/protobuf/util/time_util.h"
 #include "snapshotter/mount.h"
 
 namespace berth::shim {
@@ -55,8 +53,13 @@ std::string Dirname(const std::string& path) {
   return slash == std::string::npos || slash == 0 ? "/" : path.substr(0, slash);
 }
 
-google::protobuf::Timestamp ToTimestamp(absl::Time t) {
-  return google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(t));
+google::protobuf::Timestamp Now() {
+  timespec ts;
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  google::protobuf::Timestamp out;
+  out.set_seconds(ts.tv_sec);
+  out.set_nanos(static_cast<int32_t>(ts.tv_nsec));
+  return out;
 }
 
 // Where the OCI runtime keeps its state: beside the daemon's socket, as
@@ -67,16 +70,17 @@ std::string RuntimeRoot(const Flags& flags) {
 
 // The last "msg" runc's JSON log holds: the reason a runtime command failed.
 std::string LastRuntimeError(const std::string& log_path) {
-  std::ifstream in(log_path);
-  std::string line, last;
-  while (std::getline(in, line)) {
+  absl::StatusOr<std::string> log = files::ReadFile(log_path);
+  if (!log.ok()) return "";
+  absl::string_view last;
+  for (absl::string_view line : absl::StrSplit(*log, '\n')) {
     if (absl::StrContains(line, "\"level\":\"error\"")) last = line;
   }
   size_t at = last.find("\"msg\":\"");
-  if (at == std::string::npos) return last;
+  if (at == absl::string_view::npos) return std::string(last);
   at += 7;
   size_t end = last.find("\",", at);
-  return last.substr(at, end == std::string::npos ? std::string::npos : end - at);
+  return std::string(last.substr(at, end == absl::string_view::npos ? absl::string_view::npos : end - at));
 }
 
 // Runs the OCI runtime with `args` and waits for it; its stdio is
@@ -261,7 +265,7 @@ struct Process {
   int pid = 0;
   types::Status status = types::CREATED;
   uint32_t exit_status = 0;
-  absl::Time exited_at;
+  google::protobuf::Timestamp exited_at;
   std::vector<ttrpc::Reply> waiters;
   // What the shim copies between: the client's FIFOs, and the process's
   // pipes (or, with a terminal, its pty master); the copies come last so
@@ -288,9 +292,9 @@ struct Task {
 };
 
 int ReadPidFile(const std::string& path) {
-  std::ifstream in(path);
+  absl::StatusOr<std::string> text = files::ReadFile(path);
   int pid = 0;
-  return (in >> pid) ? pid : 0;
+  return text.ok() && absl::SimpleAtoi(absl::StripAsciiWhitespace(*text), &pid) ? pid : 0;
 }
 
 class TaskService {
@@ -330,7 +334,7 @@ class TaskService {
       if (process == nullptr) continue;
       process->status = types::STOPPED;
       process->exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      process->exited_at = absl::Now();
+      process->exited_at = Now();
       process->DrainOutput();  // what it wrote reaches the client before its exit does
       std::string done = WaitResponseOf(*process);
       for (ttrpc::Reply& waiter : process->waiters) waiter(done);
@@ -340,7 +344,7 @@ class TaskService {
       event.set_id(process->exec_id.empty() ? task_->id : process->exec_id);
       event.set_pid(process->pid);
       event.set_exit_status(process->exit_status);
-      *event.mutable_exited_at() = ToTimestamp(process->exited_at);
+      *event.mutable_exited_at() = process->exited_at;
       Publish("/tasks/exit", event);
     }
   }
@@ -351,7 +355,7 @@ class TaskService {
     Request request;
     if (!request.ParseFromString(payload)) {
       return absl::InvalidArgumentError(
-          absl::StrCat("malformed ", Request::descriptor()->full_name()));
+          absl::StrCat("malformed ", request.GetTypeName()));
     }
     return request;
   }
@@ -404,34 +408,29 @@ class TaskService {
   static std::string WaitResponseOf(const Process& process) {
     task::WaitResponse response;
     response.set_exit_status(process.exit_status);
-    *response.mutable_exited_at() = ToTimestamp(process.exited_at);
+    *response.mutable_exited_at() = process.exited_at;
     return response.SerializeAsString();
   }
 
   // Forwards an event to the daemon's ttrpc events service, if it has one.
-  // A connection per event: an idle shim keeps no client (nor its reader
-  // thread), and events are few.
-  void Publish(const std::string& topic, const google::protobuf::Message& event) {
+  // A connection per event, on this thread: an idle shim keeps no client,
+  // and events are few.
+  void Publish(const std::string& topic, const google::protobuf::MessageLite& event) {
     const char* address = std::getenv("TTRPC_ADDRESS");
     if (address == nullptr || *address == '\0') return;
-    absl::StatusOr<std::unique_ptr<ttrpc::Client>> client = ttrpc::Client::Dial(address);
-    if (!client.ok()) {
-      log::Warn("shim: cannot publish events", {{"error", client.status().ToString()}});
-      return;
-    }
     ::containerd::services::events::ttrpc::v1::ForwardRequest request;
     auto* envelope = request.mutable_envelope();
-    *envelope->mutable_timestamp() = ToTimestamp(absl::Now());
+    *envelope->mutable_timestamp() = Now();
     envelope->set_namespace_(flags_.ns);
     envelope->set_topic(topic);
     // containerd's type URLs are the bare message names.
-    envelope->mutable_event()->set_type_url(event.GetDescriptor()->full_name());
+    envelope->mutable_event()->set_type_url(event.GetTypeName());
     envelope->mutable_event()->set_value(event.SerializeAsString());
     ttrpc::CallOptions options;
     options.timeout = absl::Seconds(5);
     options.metadata = {{ttrpc::kNamespaceKey, flags_.ns}};
     absl::StatusOr<std::string> sent =
-        (*client)->Call("containerd.services.events.ttrpc.v1.Events", "Forward",
+        ttrpc::CallOnce(address, "containerd.services.events.ttrpc.v1.Events", "Forward",
                         request.SerializeAsString(), options);
     if (!sent.ok()) {
       log::Warn("shim: publishing an event failed",
@@ -685,7 +684,9 @@ class TaskService {
     } else {
       const std::string spec_file = absl::StrCat(task_->bundle, "/exec-", process.exec_id, ".json");
       const std::string pid_file = absl::StrCat(task_->bundle, "/exec-", process.exec_id, ".pid");
-      { std::ofstream(spec_file) << process.spec; }
+      if (absl::Status written = files::WriteFile(spec_file, process.spec); !written.ok()) {
+        return reply(written);
+      }
       UniqueFd ends[3];
       int fds[3] = {-1, -1, -1};
       if (absl::Status piped = PipeStdio(process, ends, fds); !piped.ok()) return reply(piped);
@@ -724,7 +725,7 @@ class TaskService {
     response.set_exit_status(process.exit_status);
     response.set_exec_id(process.exec_id);
     if (process.status == types::STOPPED)
-      *response.mutable_exited_at() = ToTimestamp(process.exited_at);
+      *response.mutable_exited_at() = process.exited_at;
     reply(response.SerializeAsString());
   }
 
@@ -780,7 +781,7 @@ class TaskService {
       task::DeleteResponse response;
       response.set_pid(process.pid);
       response.set_exit_status(process.exit_status);
-      *response.mutable_exited_at() = ToTimestamp(process.exited_at);
+      *response.mutable_exited_at() = process.exited_at;
       task_->execs.erase(process.exec_id);
       return reply(response.SerializeAsString());
     }
@@ -794,14 +795,14 @@ class TaskService {
       if (process.status != types::STOPPED) {
         process.status = types::STOPPED;
         process.exit_status = 128 + SIGKILL;
-        process.exited_at = absl::Now();
+        process.exited_at = Now();
       }
     }
     task_->rootfs.Unmount().IgnoreError();
     task::DeleteResponse response;
     response.set_pid(process.pid);
     response.set_exit_status(process.exit_status);
-    *response.mutable_exited_at() = ToTimestamp(process.exited_at);
+    *response.mutable_exited_at() = process.exited_at;
     ::containerd::events::TaskDelete event;
     event.set_container_id(task_->id);
     event.set_pid(process.pid);
@@ -958,14 +959,10 @@ int Start(const Flags& flags, const char* self) {
     return 1;
   }
   const std::string address = "unix://" + path;
-  {
-    std::ofstream out("address");
-    out << address;
-    if (!out) {
-      std::fprintf(stderr, "write address: %s\n", std::strerror(errno));
-      ::unlink(path.c_str());
-      return 1;
-    }
+  if (absl::Status written = files::WriteFile("address", address); !written.ok()) {
+    std::fprintf(stderr, "%s\n", written.ToString().c_str());
+    ::unlink(path.c_str());
+    return 1;
   }
   pid_t pid = ::fork();
   if (pid < 0) {
@@ -1010,7 +1007,7 @@ int Delete(const Flags& flags) {
   ::umount2((bundle + "/rootfs").c_str(), MNT_DETACH);
   task::DeleteResponse response;
   response.set_exit_status(128 + SIGKILL);
-  *response.mutable_exited_at() = ToTimestamp(absl::Now());
+  *response.mutable_exited_at() = Now();
   std::string out = response.SerializeAsString();
   std::fwrite(out.data(), 1, out.size(), stdout);
   std::fflush(stdout);

@@ -22,6 +22,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/barrier.h"
 #include "absl/time/clock.h"
+#include "base/files.h"
 #include "base/status.h"
 #include "base/status_matchers.h"
 #include "base/strings.h"
@@ -48,30 +49,6 @@ constexpr absl::StatusCode kFailedPrecondition = absl::StatusCode::kFailedPrecon
 constexpr absl::StatusCode kUnavailable = absl::StatusCode::kUnavailable;
 
 // ---- Files ----
-
-absl::Status WriteFile(const std::string& path, absl::string_view data, mode_t mode = 0644) {
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
-  if (!fd.valid()) return ErrnoStatus("open", path);
-  for (size_t done = 0; done < data.size();) {
-    ssize_t n = ::write(fd.get(), data.data() + done, data.size() - done);
-    if (n < 0) return ErrnoStatus("write", path);
-    done += n;
-  }
-  return absl::OkStatus();
-}
-
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return ErrnoStatus("open", path);
-  std::string data;
-  char buffer[4096];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buffer, sizeof(buffer));
-    if (n < 0) return ErrnoStatus("read", path);
-    if (n == 0) return data;
-    data.append(buffer, n);
-  }
-}
 
 // The keys Walk reports for `filters`.
 std::vector<std::string> WalkKeys(Snapshotter& sn, std::vector<std::string> filters) {
@@ -216,45 +193,45 @@ TEST_P(SnapshotterSuite, MountsRepeatWhatPrepareAndViewReturned) {
 TEST_P(SnapshotterSuite, FilesAreVisibleThroughAChain) {
   ASSERT_THAT(CommitLayer("l1", "",
                           [](const std::string& dir) {
-                            BERTH_RETURN_IF_ERROR(WriteFile(dir + "/one", "1"));
-                            return WriteFile(dir + "/shared", "from l1");
+                            BERTH_RETURN_IF_ERROR(files::WriteFile(dir + "/one", "1"));
+                            return files::WriteFile(dir + "/shared", "from l1");
                           }),
               IsOk());
   ASSERT_THAT(CommitLayer("l2", "l1",
                           [](const std::string& dir) {
-                            BERTH_RETURN_IF_ERROR(WriteFile(dir + "/two", "2"));
-                            return WriteFile(dir + "/shared", "from l2");
+                            BERTH_RETURN_IF_ERROR(files::WriteFile(dir + "/two", "2"));
+                            return files::WriteFile(dir + "/shared", "from l2");
                           }),
               IsOk());
   ASSERT_THAT(CommitLayer("l3", "l2",
-                          [](const std::string& dir) { return WriteFile(dir + "/three", "3"); }),
+                          [](const std::string& dir) { return files::WriteFile(dir + "/three", "3"); }),
               IsOk());
   absl::StatusOr<std::vector<Mount>> mounts = sn_->Prepare("rootfs", "l3");
   ASSERT_THAT(mounts, IsOk());
   absl::StatusOr<MountGuard> guard = MountAt(*mounts, "rootfs");
   ASSERT_THAT(guard, IsOk());
   const std::string dir = dir_.path() + "/mnt-rootfs";
-  EXPECT_EQ(*ReadFile(dir + "/one"), "1");
-  EXPECT_EQ(*ReadFile(dir + "/two"), "2");
-  EXPECT_EQ(*ReadFile(dir + "/three"), "3");
-  EXPECT_EQ(*ReadFile(dir + "/shared"), "from l2");
+  EXPECT_EQ(*files::ReadFile(dir + "/one"), "1");
+  EXPECT_EQ(*files::ReadFile(dir + "/two"), "2");
+  EXPECT_EQ(*files::ReadFile(dir + "/three"), "3");
+  EXPECT_EQ(*files::ReadFile(dir + "/shared"), "from l2");
   // The active snapshot is writable, and its writes stay out of its parents.
-  ASSERT_THAT(WriteFile(dir + "/four", "4"), IsOk());
-  ASSERT_THAT(WriteFile(dir + "/one", "changed"), IsOk());
+  ASSERT_THAT(files::WriteFile(dir + "/four", "4"), IsOk());
+  ASSERT_THAT(files::WriteFile(dir + "/one", "changed"), IsOk());
   ASSERT_THAT(guard->Unmount(), IsOk());
 
   absl::StatusOr<std::vector<Mount>> view = sn_->View("look", "l3");
   ASSERT_THAT(view, IsOk());
   absl::StatusOr<MountGuard> view_guard = MountAt(*view, "look");
   ASSERT_THAT(view_guard, IsOk());
-  EXPECT_EQ(*ReadFile(dir_.path() + "/mnt-look/one"), "1");
+  EXPECT_EQ(*files::ReadFile(dir_.path() + "/mnt-look/one"), "1");
   EXPECT_FALSE(Exists(dir_.path() + "/mnt-look/four"));
 }
 
 TEST_P(SnapshotterSuite, ViewsAreReadOnly) {
-  ASSERT_THAT(CommitLayer("l1", "", [](const std::string& d) { return WriteFile(d + "/a", "a"); }),
+  ASSERT_THAT(CommitLayer("l1", "", [](const std::string& d) { return files::WriteFile(d + "/a", "a"); }),
               IsOk());
-  ASSERT_THAT(CommitLayer("l2", "l1", [](const std::string& d) { return WriteFile(d + "/b", "b"); }),
+  ASSERT_THAT(CommitLayer("l2", "l1", [](const std::string& d) { return files::WriteFile(d + "/b", "b"); }),
               IsOk());
   // No parent, one parent and two: three different kinds of mount in overlay.
   for (std::string parent : {"", "l1", "l2"}) {
@@ -276,8 +253,8 @@ TEST_P(SnapshotterSuite, ViewsAreReadOnly) {
 TEST_P(SnapshotterSuite, DeletedFileIsHiddenFromChildren) {
   ASSERT_THAT(CommitLayer("base", "",
                           [](const std::string& d) {
-                            BERTH_RETURN_IF_ERROR(WriteFile(d + "/doomed", "x"));
-                            return WriteFile(d + "/kept", "y");
+                            BERTH_RETURN_IF_ERROR(files::WriteFile(d + "/doomed", "x"));
+                            return files::WriteFile(d + "/kept", "y");
                           }),
               IsOk());
   ASSERT_THAT(CommitLayer("deleted", "base",
@@ -304,7 +281,7 @@ TEST_P(SnapshotterSuite, DeletedFileIsHiddenFromChildren) {
   ASSERT_THAT(base, IsOk());
   absl::StatusOr<MountGuard> guard = MountAt(*base, "base-view");
   ASSERT_THAT(guard, IsOk());
-  EXPECT_EQ(*ReadFile(dir_.path() + "/mnt-base-view/doomed"), "x");
+  EXPECT_EQ(*files::ReadFile(dir_.path() + "/mnt-base-view/doomed"), "x");
 }
 
 TEST_P(SnapshotterSuite, ReplacedDirectoryHidesParentContents) {
@@ -313,8 +290,8 @@ TEST_P(SnapshotterSuite, ReplacedDirectoryHidesParentContents) {
                             if (::mkdir((d + "/dir").c_str(), 0755) != 0) {
                               return ErrnoStatus("mkdir", d + "/dir");
                             }
-                            BERTH_RETURN_IF_ERROR(WriteFile(d + "/dir/old1", "1"));
-                            return WriteFile(d + "/dir/old2", "2");
+                            BERTH_RETURN_IF_ERROR(files::WriteFile(d + "/dir/old1", "1"));
+                            return files::WriteFile(d + "/dir/old2", "2");
                           }),
               IsOk());
   ASSERT_THAT(CommitLayer("replaced", "base",
@@ -325,7 +302,7 @@ TEST_P(SnapshotterSuite, ReplacedDirectoryHidesParentContents) {
                             if (::mkdir((d + "/dir").c_str(), 0700) != 0) {
                               return ErrnoStatus("mkdir", d + "/dir");
                             }
-                            return WriteFile(d + "/dir/new", "n");
+                            return files::WriteFile(d + "/dir/new", "n");
                           }),
               IsOk());
   absl::StatusOr<std::vector<Mount>> mounts = sn_->View("look", "replaced");
@@ -350,7 +327,7 @@ TEST_P(SnapshotterSuite, ContentIsPreservedIntoChildren) {
                       return rc == 0 ? absl::OkStatus() : ErrnoStatus(op, path);
                     };
                     BERTH_RETURN_IF_ERROR(check(::chmod(d.c_str(), 0751), "chmod", d));
-                    BERTH_RETURN_IF_ERROR(WriteFile(d + "/file", "content", 0640));
+                    BERTH_RETURN_IF_ERROR(files::WriteFile(d + "/file", "content", 0640));
                     BERTH_RETURN_IF_ERROR(check(::chown((d + "/file").c_str(), 1234, 5678),
                                                 "chown", d + "/file"));
                     BERTH_RETURN_IF_ERROR(check(
@@ -365,7 +342,7 @@ TEST_P(SnapshotterSuite, ContentIsPreservedIntoChildren) {
                     BERTH_RETURN_IF_ERROR(check(::link((d + "/file").c_str(),
                                                        (d + "/hardlink").c_str()),
                                                 "link", d));
-                    BERTH_RETURN_IF_ERROR(WriteFile(d + "/setuid", "#!/bin/true\n", 0755));
+                    BERTH_RETURN_IF_ERROR(files::WriteFile(d + "/setuid", "#!/bin/true\n", 0755));
                     BERTH_RETURN_IF_ERROR(
                         check(::chmod((d + "/setuid").c_str(), 04755), "chmod", d));
                     BERTH_RETURN_IF_ERROR(check(::symlink("/etc/passwd", (d + "/abs").c_str()),
@@ -409,7 +386,7 @@ TEST_P(SnapshotterSuite, ContentIsPreservedIntoChildren) {
   EXPECT_EQ(st.st_mode & 07777, 0751u) << "the root directory's mode";
 
   ASSERT_EQ(::lstat((d + "/file").c_str(), &st), 0);
-  EXPECT_EQ(*ReadFile(d + "/file"), "content");
+  EXPECT_EQ(*files::ReadFile(d + "/file"), "content");
   EXPECT_EQ(st.st_mode & 07777, 0640u);
   EXPECT_EQ(st.st_uid, 1234u);
   EXPECT_EQ(st.st_gid, 5678u);
@@ -489,7 +466,7 @@ TEST_P(SnapshotterSuite, RemoveDeletesTheDirectoryWithItsContents) {
   ASSERT_THAT(CommitLayer("full", "",
                           [](const std::string& d) {
                             if (::mkdir((d + "/a").c_str(), 0) != 0) return ErrnoStatus("mkdir", d);
-                            return WriteFile(d + "/f", std::string(100000, 'x'));
+                            return files::WriteFile(d + "/f", std::string(100000, 'x'));
                           }),
               IsOk());
   ASSERT_THAT(SnapshotDirs(), SizeIs(1));
@@ -552,8 +529,8 @@ TEST_P(SnapshotterSuite, AppliedLayersStackAsTheImageSays) {
   ASSERT_THAT(guard, IsOk());
   const std::string l2 = dir_.path() + "/mnt-l2";
   EXPECT_THAT(Names(l2 + "/etc"), UnorderedElementsAre("added", "alias", "keep", "motd-link"));
-  EXPECT_EQ(*ReadFile(l2 + "/etc/motd-link"), "hello");
-  EXPECT_EQ(*ReadFile(l2 + "/etc/added"), "two");
+  EXPECT_EQ(*files::ReadFile(l2 + "/etc/motd-link"), "hello");
+  EXPECT_EQ(*files::ReadFile(l2 + "/etc/added"), "two");
   EXPECT_EQ(std::filesystem::read_symlink(l2 + "/etc/alias"), "motd");
   EXPECT_EQ(Xattr(l2 + "/etc/keep", "user.note"), "noted");
   struct stat st;
@@ -568,8 +545,8 @@ TEST_P(SnapshotterSuite, AppliedLayersStackAsTheImageSays) {
   guard = MountAt(*mounts, "l3");
   ASSERT_THAT(guard, IsOk());
   const std::string l3 = dir_.path() + "/mnt-l3";
-  EXPECT_EQ(*ReadFile(l3 + "/etc/motd"), "again");
-  EXPECT_EQ(*ReadFile(l3 + "/etc/motd-link"), "hello") << "a separate file now";
+  EXPECT_EQ(*files::ReadFile(l3 + "/etc/motd"), "again");
+  EXPECT_EQ(*files::ReadFile(l3 + "/etc/motd-link"), "hello") << "a separate file now";
   EXPECT_THAT(Names(l3 + "/var/cache"), ElementsAre("new"));
 }
 
@@ -597,7 +574,7 @@ TEST_P(SnapshotterSuite, ABrokenLayerFailsAndItsSnapshotGoes) {
 // ---- Concurrency ----
 
 TEST_P(SnapshotterSuite, ConcurrentPreparesOfOneKeyExactlyOneWins) {
-  ASSERT_THAT(CommitLayer("base", "", [](const std::string& d) { return WriteFile(d + "/f", "x"); }),
+  ASSERT_THAT(CommitLayer("base", "", [](const std::string& d) { return files::WriteFile(d + "/f", "x"); }),
               IsOk());
   constexpr int kThreads = 16;
   absl::Barrier barrier(kThreads);
@@ -627,7 +604,7 @@ TEST_P(SnapshotterSuite, ConcurrentPreparesOfOneKeyExactlyOneWins) {
 }
 
 TEST_P(SnapshotterSuite, ConcurrentPreparesOnOneParentAllSucceed) {
-  ASSERT_THAT(CommitLayer("base", "", [](const std::string& d) { return WriteFile(d + "/f", "x"); }),
+  ASSERT_THAT(CommitLayer("base", "", [](const std::string& d) { return files::WriteFile(d + "/f", "x"); }),
               IsOk());
   constexpr int kThreads = 16;
   absl::Barrier barrier(kThreads);
@@ -743,7 +720,7 @@ TEST_P(SnapshotterSuite, UsageOfACommittedSnapshot) {
   constexpr int64_t kMiB = 1 << 20;
   ASSERT_THAT(CommitLayer("big", "",
                           [](const std::string& d) {
-                            BERTH_RETURN_IF_ERROR(WriteFile(d + "/file", std::string(kMiB, 'x')));
+                            BERTH_RETURN_IF_ERROR(files::WriteFile(d + "/file", std::string(kMiB, 'x')));
                             // Counted once.
                             if (::link((d + "/file").c_str(), (d + "/again").c_str()) != 0) {
                               return ErrnoStatus("link", d);
@@ -774,8 +751,8 @@ TEST_P(SnapshotterSuite, UsageOfAnActiveSnapshotIsMeasuredNow) {
   {
     absl::StatusOr<MountGuard> guard = MountAt(*mounts, "growing");
     ASSERT_THAT(guard, IsOk());
-    ASSERT_THAT(WriteFile(dir_.path() + "/mnt-growing/f", std::string(256 << 10, 'y')), IsOk());
-    ASSERT_THAT(WriteFile(dir_.path() + "/mnt-growing/g", "z"), IsOk());
+    ASSERT_THAT(files::WriteFile(dir_.path() + "/mnt-growing/f", std::string(256 << 10, 'y')), IsOk());
+    ASSERT_THAT(files::WriteFile(dir_.path() + "/mnt-growing/g", "z"), IsOk());
   }
   absl::StatusOr<Usage> grown = sn_->Usage("growing");
   ASSERT_THAT(grown, IsOk());
@@ -788,7 +765,7 @@ TEST_P(SnapshotterSuite, UsageOfAnActiveSnapshotIsMeasuredNow) {
 void SnapshotterSuite::CheckDeepChain(int layers) {
   absl::Time start = absl::Now();
   ASSERT_THAT(CommitLayer("layer-0", "",
-                          [](const std::string& d) { return WriteFile(d + "/bottom", "deep"); }),
+                          [](const std::string& d) { return files::WriteFile(d + "/bottom", "deep"); }),
               IsOk());
   std::string parent = "layer-0";
   for (int i = 1; i < layers - 1; ++i) {
@@ -805,15 +782,15 @@ void SnapshotterSuite::CheckDeepChain(int layers) {
   {
     absl::StatusOr<MountGuard> guard = MountAt(*mounts, "top");
     ASSERT_THAT(guard, IsOk());
-    EXPECT_EQ(*ReadFile(dir + "/mnt-top/bottom"), "deep");
-    EXPECT_THAT(WriteFile(dir + "/mnt-top/top", "t"), IsOk());
+    EXPECT_EQ(*files::ReadFile(dir + "/mnt-top/bottom"), "deep");
+    EXPECT_THAT(files::WriteFile(dir + "/mnt-top/top", "t"), IsOk());
   }
   absl::StatusOr<std::vector<Mount>> view = sn_->View("whole", parent);
   ASSERT_THAT(view, IsOk());
   {
     absl::StatusOr<MountGuard> guard = MountAt(*view, "whole");
     ASSERT_THAT(guard, IsOk());
-    EXPECT_EQ(*ReadFile(dir + "/mnt-whole/bottom"), "deep");
+    EXPECT_EQ(*files::ReadFile(dir + "/mnt-whole/bottom"), "deep");
     EXPECT_FALSE(Exists(dir + "/mnt-whole/top"));
   }
   std::fprintf(stderr, "%s, %d layers: built in %s; top and view mounted and read in %s\n",
@@ -830,7 +807,7 @@ TEST_P(SnapshotterSuite, ChainOf500Layers) { CheckDeepChain(500); }
 // ---- Crashes and restarts ----
 
 TEST_P(SnapshotterSuite, LeftoversOfACrashAreRemovedOnReopen) {
-  ASSERT_THAT(CommitLayer("keep", "", [](const std::string& d) { return WriteFile(d + "/k", "k"); }),
+  ASSERT_THAT(CommitLayer("keep", "", [](const std::string& d) { return files::WriteFile(d + "/k", "k"); }),
               IsOk());
   const std::vector<std::string> dirs = SnapshotDirs();
   ASSERT_THAT(dirs, SizeIs(1));
@@ -844,16 +821,16 @@ TEST_P(SnapshotterSuite, LeftoversOfACrashAreRemovedOnReopen) {
         std::string("junk")}) {
     ASSERT_EQ(::mkdir((snapshots + name).c_str(), 0700), 0) << name;
     ASSERT_EQ(::mkdir((snapshots + name + "/fs").c_str(), 0700), 0) << name;
-    ASSERT_THAT(WriteFile(snapshots + name + "/fs/file", "stray"), IsOk());
+    ASSERT_THAT(files::WriteFile(snapshots + name + "/fs/file", "stray"), IsOk());
   }
-  ASSERT_THAT(WriteFile(snapshots + "stray-file", ""), IsOk());
+  ASSERT_THAT(files::WriteFile(snapshots + "stray-file", ""), IsOk());
   Reopen();
   EXPECT_EQ(SnapshotDirs(), dirs);
   absl::StatusOr<std::vector<Mount>> view = sn_->View("look", "keep");
   ASSERT_THAT(view, IsOk());
   absl::StatusOr<MountGuard> guard = MountAt(*view, "look");
   ASSERT_THAT(guard, IsOk());
-  EXPECT_EQ(*ReadFile(dir_.path() + "/mnt-look/k"), "k");
+  EXPECT_EQ(*files::ReadFile(dir_.path() + "/mnt-look/k"), "k");
 }
 
 TEST_P(SnapshotterSuite, CleanupRemovesLeftoversWhileOpen) {
@@ -868,7 +845,7 @@ TEST_P(SnapshotterSuite, CleanupRemovesLeftoversWhileOpen) {
 }
 
 TEST_P(SnapshotterSuite, ReopenKeepsSnapshots) {
-  ASSERT_THAT(CommitLayer("base", "", [](const std::string& d) { return WriteFile(d + "/f", "1"); }),
+  ASSERT_THAT(CommitLayer("base", "", [](const std::string& d) { return files::WriteFile(d + "/f", "1"); }),
               IsOk());
   ASSERT_THAT(sn_->Update(LabelsOf("base", {{"l", "v"}}), {}), IsOk());
   absl::StatusOr<std::vector<Mount>> before = sn_->Prepare("ctr", "base");
@@ -900,7 +877,7 @@ TEST_P(SnapshotterSuite, ReopenKeepsSnapshots) {
   EXPECT_EQ(*sn_->Mounts("ctr"), *before);
   absl::StatusOr<MountGuard> guard = MountAt(*before, "ctr");
   ASSERT_THAT(guard, IsOk());
-  EXPECT_EQ(*ReadFile(dir_.path() + "/mnt-ctr/f"), "1");
+  EXPECT_EQ(*files::ReadFile(dir_.path() + "/mnt-ctr/f"), "1");
 }
 
 // A removed snapshot's directory name is never handed out again, so nothing

@@ -27,9 +27,47 @@ bool ReadFull(int fd, char* buf, size_t n) {
   return true;
 }
 
-}  // namespace
+// Writes all of `data`; false on an error (errno says which).
+bool SendAll(int fd, absl::string_view data) {
+  for (size_t done = 0; done < data.size();) {
+    ssize_t n = ::send(fd, data.data() + done, data.size() - done, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    done += n;
+  }
+  return true;
+}
 
-absl::StatusOr<std::unique_ptr<Client>> Client::Dial(absl::string_view address) {
+// The request frame for a call on stream `stream_id`.
+absl::StatusOr<std::string> RequestFrame(uint32_t stream_id, absl::string_view service,
+                                         absl::string_view method, absl::string_view payload,
+                                         const CallOptions& options) {
+  Request request{std::string(service), std::string(method), std::string(payload), 0,
+                  options.metadata};
+  if (options.timeout != absl::InfiniteDuration()) {
+    request.timeout_nano = absl::ToInt64Nanoseconds(options.timeout);
+  }
+  std::string encoded = EncodeRequest(request);
+  if (encoded.size() > kMaxPayload) {
+    return absl::ResourceExhaustedError(absl::StrCat("ttrpc request of ", encoded.size(),
+                                                     " bytes is over the ", kMaxPayload, " limit"));
+  }
+  return EncodeFrame(stream_id, kTypeRequest, encoded);
+}
+
+absl::StatusOr<std::string> ResultOf(absl::StatusOr<Response> response) {
+  if (!response.ok()) return response.status();
+  if (!response->status.ok()) return response->status;
+  return std::move(response->payload);
+}
+
+absl::Status NoAnswer(absl::string_view service, absl::string_view method,
+                      const CallOptions& options) {
+  return absl::DeadlineExceededError(absl::StrCat(service, "/", method, ": no answer within ",
+                                                  absl::FormatDuration(options.timeout)));
+}
+
+absl::StatusOr<UniqueFd> Connect(absl::string_view address) {
   absl::string_view path = address;
   if (!absl::ConsumePrefix(&path, "unix://")) absl::ConsumePrefix(&path, "unix:");
   sockaddr_un addr{};
@@ -45,6 +83,46 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Dial(absl::string_view address) 
     absl::Status status = ErrnoStatus("connect", std::string(path));
     return absl::UnavailableError(status.message());
   }
+  return fd;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> CallOnce(absl::string_view address, absl::string_view service,
+                                     absl::string_view method, absl::string_view payload,
+                                     const CallOptions& options) {
+  BERTH_ASSIGN_OR_RETURN(UniqueFd fd, Connect(address));
+  BERTH_ASSIGN_OR_RETURN(std::string frame, RequestFrame(1, service, method, payload, options));
+  if (options.timeout != absl::InfiniteDuration()) {
+    const timeval limit = absl::ToTimeval(options.timeout);
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+  }
+  if (!SendAll(fd.get(), frame)) {
+    if (errno == EAGAIN) return NoAnswer(service, method, options);
+    return absl::UnavailableError(absl::StrCat("ttrpc send: ", std::strerror(errno)));
+  }
+  for (;;) {
+    char header_bytes[kHeaderSize];
+    std::string reply;
+    bool read = ReadFull(fd.get(), header_bytes, kHeaderSize);
+    FrameHeader header = DecodeHeader(header_bytes);
+    if (read && header.length <= kMaxPayload) {
+      reply.resize(header.length);
+      read = ReadFull(fd.get(), reply.data(), header.length);
+    }
+    if (!read) {
+      if (errno == EAGAIN) return NoAnswer(service, method, options);
+      return absl::UnavailableError("ttrpc connection closed before the answer");
+    }
+    if (header.type == kTypeResponse && header.stream_id == 1) {
+      return ResultOf(DecodeResponse(reply));
+    }
+  }
+}
+
+absl::StatusOr<std::unique_ptr<Client>> Client::Dial(absl::string_view address) {
+  BERTH_ASSIGN_OR_RETURN(UniqueFd fd, Connect(address));
   return std::unique_ptr<Client>(new Client(std::move(fd)));
 }
 
@@ -77,67 +155,52 @@ void Client::ReadLoop() {
     if (!ReadFull(fd_.get(), payload.data(), header.length)) break;
     if (header.type != kTypeResponse) continue;
     absl::StatusOr<Response> response = DecodeResponse(payload);
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     auto it = pending_.find(header.stream_id);
     if (it == pending_.end()) continue;  // timed out already
     it->second->done = true;
-    if (!response.ok()) {
-      it->second->result = response.status();
-    } else if (!response->status.ok()) {
-      it->second->result = response->status;
-    } else {
-      it->second->result = std::move(response->payload);
-    }
+    it->second->result = ResultOf(std::move(response));
     pending_.erase(it);
+    answered_.notify_all();
   }
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   FailAll(absl::UnavailableError("ttrpc connection closed"));
+  answered_.notify_all();
 }
 
 absl::StatusOr<std::string> Client::Call(absl::string_view service, absl::string_view method,
                                          absl::string_view payload, const CallOptions& options) {
-  Request request{std::string(service), std::string(method), std::string(payload), 0,
-                  options.metadata};
-  if (options.timeout != absl::InfiniteDuration()) {
-    request.timeout_nano = absl::ToInt64Nanoseconds(options.timeout);
-  }
-  std::string encoded = EncodeRequest(request);
-  if (encoded.size() > kMaxPayload) {
-    return absl::ResourceExhaustedError(absl::StrCat("ttrpc request of ", encoded.size(),
-                                                     " bytes is over the ", kMaxPayload, " limit"));
-  }
   auto pending = std::make_shared<Pending>();
   uint32_t stream_id;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     if (!closed_.ok()) return closed_;
     stream_id = next_stream_;
     next_stream_ += 2;
     pending_[stream_id] = pending;
   }
-  std::string frame = EncodeFrame(stream_id, kTypeRequest, encoded);
-  {
-    absl::MutexLock lock(&write_mu_);
-    for (size_t done = 0; done < frame.size();) {
-      ssize_t n = ::send(fd_.get(), frame.data() + done, frame.size() - done, MSG_NOSIGNAL);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        absl::MutexLock state(&mu_);
-        pending_.erase(stream_id);
-        return absl::UnavailableError(absl::StrCat("ttrpc send: ", std::strerror(errno)));
-      }
-      done += n;
-    }
+  absl::StatusOr<std::string> frame = RequestFrame(stream_id, service, method, payload, options);
+  int send_error = 0;
+  if (frame.ok()) {
+    std::lock_guard lock(write_mu_);
+    if (!SendAll(fd_.get(), *frame)) send_error = errno;
   }
-  absl::MutexLock lock(&mu_);
-  const absl::Time deadline = options.timeout == absl::InfiniteDuration()
-                                  ? absl::InfiniteFuture()
-                                  : absl::Now() + options.timeout;
-  mu_.AwaitWithDeadline(absl::Condition(&pending->done), deadline);
+  if (!frame.ok() || send_error != 0) {
+    std::lock_guard state(mu_);
+    pending_.erase(stream_id);
+    if (!frame.ok()) return frame.status();
+    return absl::UnavailableError(absl::StrCat("ttrpc send: ", std::strerror(send_error)));
+  }
+  std::unique_lock lock(mu_);
+  if (options.timeout == absl::InfiniteDuration()) {
+    answered_.wait(lock, [&] { return pending->done; });
+  } else {
+    answered_.wait_for(lock, absl::ToChronoNanoseconds(options.timeout),
+                       [&] { return pending->done; });
+  }
   if (!pending->done) {
     pending_.erase(stream_id);
-    return absl::DeadlineExceededError(absl::StrCat(service, "/", method, ": no answer within ",
-                                                    absl::FormatDuration(options.timeout)));
+    return NoAnswer(service, method, options);
   }
   return std::move(pending->result);
 }

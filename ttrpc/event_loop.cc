@@ -74,7 +74,6 @@ void EventLoop::Wake() {
 }
 
 void EventLoop::Stop() {
-  absl::MutexLock lock(&mu_);
   stop_ = true;
   Wake();
 }
@@ -82,13 +81,7 @@ void EventLoop::Stop() {
 absl::Status EventLoop::Run() {
   epoll_event events[64];
   for (;;) {
-    {
-      absl::MutexLock lock(&mu_);
-      if (stop_) {
-        stop_ = false;
-        return absl::OkStatus();
-      }
-    }
+    if (stop_.exchange(false)) return absl::OkStatus();
     int n = ::epoll_wait(epoll_.get(), events, 64, -1);
     if (n < 0) {
       if (errno == EINTR) continue;

@@ -41,10 +41,11 @@ class Server::Connection {
   template <typename OnFrame>
   bool Read(OnFrame frame) {
     for (;;) {
-      const size_t had = in_.size();
-      in_.resize(had + kReadChunk);
-      ssize_t n = ::read(fd_.get(), in_.data() + had, kReadChunk);
-      in_.resize(had + (n > 0 ? n : 0));
+      // Through the stack, not a zero-filled tail of in_: an idle
+      // connection holds only the bytes it was sent.
+      char chunk[kReadChunk];
+      ssize_t n = ::read(fd_.get(), chunk, kReadChunk);
+      if (n > 0) in_.append(chunk, n);
       if (n == 0) return false;  // closed by the peer (mid-frame or not)
       if (n < 0) {
         if (errno == EINTR) continue;
@@ -65,6 +66,7 @@ class Server::Connection {
       at += kHeaderSize + header.length;
     }
     in_.erase(0, at);
+    if (in_.capacity() > kReadChunk) in_.shrink_to_fit();  // after a large frame
     return true;
   }
 

@@ -27,10 +27,13 @@
 
 #include <sys/epoll.h>
 
+#include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -42,7 +45,6 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "base/unique_fd.h"
 
@@ -129,8 +131,7 @@ class EventLoop {
   UniqueFd wake_;  // an eventfd: Stop interrupts epoll_wait
   absl::flat_hash_map<int, Entry> entries_;
   uint32_t next_generation_ = 1;
-  absl::Mutex mu_;
-  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::atomic<bool> stop_ = false;
 };
 
 // ---- Server ----
@@ -195,6 +196,13 @@ struct CallOptions {
   Metadata metadata;
 };
 
+// One call on a connection of its own, answered or abandoned before it
+// returns: no thread, nothing kept (the shim's events). The timeout bounds
+// each send and read.
+absl::StatusOr<std::string> CallOnce(absl::string_view address, absl::string_view service,
+                                     absl::string_view method, absl::string_view payload,
+                                     const CallOptions& options = {});
+
 // Calls on one connection, from any number of threads at once; a thread of
 // its own reads the responses. Unavailable once the connection is gone.
 class Client {
@@ -220,9 +228,12 @@ class Client {
   void ReadLoop();
   void FailAll(const absl::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  // std::mutex rather than absl::Mutex: the shim links this, and
+  // absl::Mutex brings Abseil's time zones and symbolizer (RSS).
   UniqueFd fd_;
-  absl::Mutex write_mu_;  // one frame at a time on the socket
-  absl::Mutex mu_;
+  std::mutex write_mu_;  // one frame at a time on the socket
+  std::mutex mu_;
+  std::condition_variable answered_;  // a pending call is done
   uint32_t next_stream_ ABSL_GUARDED_BY(mu_) = 1;
   absl::flat_hash_map<uint32_t, std::shared_ptr<Pending>> pending_ ABSL_GUARDED_BY(mu_);
   absl::Status closed_ ABSL_GUARDED_BY(mu_);  // not OK once the connection is gone

@@ -317,6 +317,26 @@ TEST_F(ServerTest, CallsFailUnavailableOnceTheServerIsGone) {
   EXPECT_THAT(Client::Dial(path_ + ".missing"), StatusIs(absl::StatusCode::kUnavailable));
 }
 
+TEST_F(ServerTest, CallOnceAnswersTimesOutAndLeavesNoConnection) {
+  CallOptions options;
+  options.metadata = {{kNamespaceKey, "ns"}};
+  options.timeout = absl::Seconds(5);
+  EXPECT_EQ(CallOnce(path_, "test.Echo", "Echo", "once", options).value_or(""),
+            "once|ns|deadline");
+  absl::StatusOr<std::string> failed = CallOnce(path_, "test.Echo", "Fail", "thing", options);
+  EXPECT_THAT(failed, StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_EQ(failed.status().message(), "no thing");
+  options.timeout = absl::Milliseconds(100);
+  absl::StatusOr<std::string> late = CallOnce(path_, "test.Echo", "Later", "never", options);
+  EXPECT_THAT(late, StatusIs(absl::StatusCode::kDeadlineExceeded));
+  EXPECT_THAT(late.status().message(), HasSubstr("test.Echo/Later"));
+  EXPECT_THAT(CallOnce(path_ + ".missing", "test.Echo", "Echo", ""),
+              StatusIs(absl::StatusCode::kUnavailable));
+  std::unique_ptr<Client> client = Dial();
+  EXPECT_EQ(client->Call("test.Echo", "Release", "").value_or(""), "done");
+  EXPECT_EQ(client->Call("test.Echo", "Connections", "").value_or(""), "1");
+}
+
 TEST(ListenUnix, RefusesLongPathsAndExistingOnes) {
   TempDir dir;
   std::string long_path = dir.path() + "/" + std::string(120, 'x');
