@@ -1,6 +1,7 @@
 #include "shim/shim.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -291,6 +292,110 @@ struct Task {
   std::map<std::string, Process> execs;
 };
 
+// Where a process's output goes, as containerd's clients name it: a FIFO
+// (a plain path, or fifo://), a file (file://PATH), or a logging program
+// (binary://PATH?key=value&…, whose query becomes its arguments).
+struct OutputUri {
+  enum Kind { kFifo, kFile, kBinary } kind = kFifo;
+  std::string path;
+  std::vector<std::string> args;
+};
+
+// %XX escapes (and, in a query, '+' for a space) decoded, as Go's net/url.
+std::string Unescape(absl::string_view text, bool query) {
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    int value = 0;
+    if (text[i] == '%' && i + 2 < text.size() &&
+        absl::SimpleHexAtoi(text.substr(i + 1, 2), &value)) {
+      out.push_back(static_cast<char>(value));
+      i += 2;
+    } else {
+      out.push_back(query && text[i] == '+' ? ' ' : text[i]);
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<OutputUri> ParseOutputUri(const std::string& uri) {
+  OutputUri out;
+  absl::string_view rest = uri;
+  if (absl::ConsumePrefix(&rest, "file://")) {
+    out.kind = OutputUri::kFile;
+  } else if (absl::ConsumePrefix(&rest, "binary://")) {
+    out.kind = OutputUri::kBinary;
+  } else {
+    absl::ConsumePrefix(&rest, "fifo://");
+    out.path = std::string(rest);
+    return out;
+  }
+  absl::string_view query;
+  if (size_t q = rest.find('?'); q != absl::string_view::npos) {
+    query = rest.substr(q + 1);
+    rest = rest.substr(0, q);
+  }
+  out.path = Unescape(rest, false);
+  if (out.path.empty() || out.path[0] != '/') {
+    return absl::InvalidArgumentError(absl::StrCat("log URI ", Quote(uri), " names no absolute path"));
+  }
+  for (absl::string_view pair : absl::StrSplit(query, '&', absl::SkipEmpty())) {
+    std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(pair, absl::MaxSplits('=', 1));
+    out.args.push_back(Unescape(kv.first, true));
+    if (!kv.second.empty()) out.args.push_back(Unescape(kv.second, true));
+  }
+  return out;
+}
+
+// Starts a binary:// logging program as containerd's runc shim does: the
+// URI's query as its arguments, CONTAINER_ID and CONTAINER_NAMESPACE its
+// whole environment, the process's stdout on its fd 3 and stderr on fd 4;
+// it is ready once it closes fd 5. `out`/`err` get the pipes' other ends,
+// for the process. The program outlives this call; the shim reaps it.
+absl::Status StartLogger(const OutputUri& uri, const std::string& id, const std::string& ns,
+                         UniqueFd& out, UniqueFd& err) {
+  if (::access(uri.path.c_str(), X_OK) != 0) return ErrnoStatus("logging binary", uri.path);
+  UniqueFd ends[3][2];  // stdout, stderr, ready: {read, write}
+  for (auto& end : ends) {
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0) return ErrnoStatus("pipe", "logging binary");
+    end[0].Reset(p[0]);
+    end[1].Reset(p[1]);
+  }
+  std::vector<std::string> env = {"CONTAINER_ID=" + id, "CONTAINER_NAMESPACE=" + ns};
+  std::vector<char*> argv = {const_cast<char*>(uri.path.c_str())};
+  for (const std::string& arg : uri.args) argv.push_back(const_cast<char*>(arg.c_str()));
+  argv.push_back(nullptr);
+  std::vector<char*> envp;
+  for (std::string& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  const pid_t pid = ::fork();
+  if (pid < 0) return ErrnoStatus("fork", uri.path);
+  if (pid == 0) {
+    // Above the targets first, so that no dup2 overwrites a source (and
+    // close-on-exec: the program holds fd 5 alone).
+    const int sources[3] = {::fcntl(ends[0][0].get(), F_DUPFD_CLOEXEC, 10),
+                            ::fcntl(ends[1][0].get(), F_DUPFD_CLOEXEC, 10),
+                            ::fcntl(ends[2][1].get(), F_DUPFD_CLOEXEC, 10)};
+    for (int i = 0; i < 3; ++i) {
+      if (sources[i] < 0 || ::dup2(sources[i], 3 + i) < 0) ::_exit(127);
+    }
+    ::setsid();
+    ::execve(argv[0], argv.data(), envp.data());
+    ::_exit(127);
+  }
+  ends[2][1].Reset();
+  pollfd ready = {ends[2][0].get(), POLLIN, 0};
+  char byte;
+  if (::poll(&ready, 1, 10000) != 1 || ::read(ends[2][0].get(), &byte, 1) < 0) {
+    ::kill(pid, SIGKILL);
+    return absl::DeadlineExceededError(
+        absl::StrCat("logging binary ", Quote(uri.path), " did not close fd 5 within 10 s"));
+  }
+  out = std::move(ends[0][1]);
+  err = std::move(ends[1][1]);
+  return absl::OkStatus();
+}
+
 int ReadPidFile(const std::string& path) {
   absl::StatusOr<std::string> text = files::ReadFile(path);
   int pid = 0;
@@ -464,6 +569,23 @@ class TaskService {
                                          Pump::Full::kWait, [p] { p->stdin_pipe.Reset(); }));
       fds[0] = ends[0].get();
     }
+    BERTH_ASSIGN_OR_RETURN(OutputUri uri, ParseOutputUri(process.stdout_path));
+    if (uri.kind != OutputUri::kFifo) {
+      // One destination for stdout and stderr, the process's own fds: the
+      // shim copies nothing.
+      if (uri.kind == OutputUri::kFile) {
+        BERTH_RETURN_IF_ERROR(files::MakeDirectories(Dirname(uri.path), 0755));
+        ends[1].Reset(::open(uri.path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+        if (!ends[1].valid()) return ErrnoStatus("open", uri.path);
+        ends[2].Reset(::fcntl(ends[1].get(), F_DUPFD_CLOEXEC, 0));
+        if (!ends[2].valid()) return ErrnoStatus("dup", uri.path);
+      } else {
+        BERTH_RETURN_IF_ERROR(StartLogger(uri, task_->id, flags_.ns, ends[1], ends[2]));
+      }
+      fds[1] = ends[1].get();
+      fds[2] = ends[2].get();
+      return absl::OkStatus();
+    }
     struct Output {
       const std::string& path;
       UniqueFd& fifo;
@@ -552,6 +674,33 @@ class TaskService {
                       stdio != nullptr ? stdio : none);
   }
 
+  // Runs the runtime command `args` (the container id last) that makes
+  // `process`, with its stdio (PipeStdio) or a terminal (through a console
+  // socket); its pid comes from `pid_file`.
+  absl::StatusOr<int> RunWithStdio(Process& process, std::vector<std::string> args,
+                                   const std::string& pid_file) {
+    UniqueFd ends[3];
+    int fds[3] = {-1, -1, -1};
+    std::optional<ConsoleSocket> console;
+    if (process.terminal) {
+      BERTH_ASSIGN_OR_RETURN(ConsoleSocket made, ConsoleSocket::Create());
+      console.emplace(std::move(made));
+      args.insert(args.end() - 1, {"--console-socket", console->path()});
+    } else {
+      BERTH_RETURN_IF_ERROR(PipeStdio(process, ends, fds));
+    }
+    BERTH_RETURN_IF_ERROR(Runtime(args, fds));
+    const int pid = ReadPidFile(pid_file);
+    if (pid <= 0) return absl::InternalError("no pid file from the runtime");
+    if (console.has_value()) {
+      if (absl::Status attached = AttachTerminal(process, *console); !attached.ok()) {
+        ::kill(pid, SIGKILL);
+        return attached;
+      }
+    }
+    return pid;
+  }
+
   void Create(const std::string& payload, const ttrpc::Reply& reply) {
     absl::StatusOr<task::CreateTaskRequest> request = Parse<task::CreateTaskRequest>(payload);
     if (!request.ok()) return reply(request.status());
@@ -589,36 +738,15 @@ class TaskService {
     }
     const std::string pid_file = t.bundle + "/init.pid";
     task_ = std::move(t);
-    UniqueFd ends[3];
-    int fds[3] = {-1, -1, -1};
-    if (!task_->init.terminal) {
-      if (absl::Status piped = PipeStdio(task_->init, ends, fds); !piped.ok()) {
-        task_.reset();
-        return reply(piped);
-      }
-    }
-    std::vector<std::string> args = {"create", "--bundle", task_->bundle, "--pid-file", pid_file};
-    std::optional<ConsoleSocket> console;
-    if (task_->init.terminal) {
-      absl::StatusOr<ConsoleSocket> made = ConsoleSocket::Create();
-      if (!made.ok()) {
-        task_.reset();
-        return reply(made.status());
-      }
-      console.emplace(*std::move(made));
-      args.insert(args.end(), {"--console-socket", console->path()});
-    }
-    args.push_back(task_->id);
-    absl::Status created = Runtime(args, fds);
-    const int pid = created.ok() ? ReadPidFile(pid_file) : 0;
-    if (created.ok() && pid <= 0) created = absl::InternalError("no pid file from the runtime");
-    if (created.ok() && task_->init.terminal) created = AttachTerminal(task_->init, *console);
-    if (!created.ok()) {
-      if (pid > 0) Runtime({"delete", "--force", task_->id}).IgnoreError();
+    absl::StatusOr<int> pid = RunWithStdio(
+        task_->init, {"create", "--bundle", task_->bundle, "--pid-file", pid_file, task_->id},
+        pid_file);
+    if (!pid.ok()) {
+      Runtime({"delete", "--force", task_->id}).IgnoreError();
       task_.reset();  // its MountGuard unmounts the rootfs
-      return reply(created);
+      return reply(pid.status());
     }
-    task_->init.pid = pid;
+    task_->init.pid = *pid;
     ::containerd::events::TaskCreate event;
     event.set_container_id(task_->id);
     event.set_bundle(task_->bundle);
@@ -626,10 +754,10 @@ class TaskService {
     event.mutable_io()->set_stdin(task_->init.stdin_path);
     event.mutable_io()->set_stdout(task_->init.stdout_path);
     event.mutable_io()->set_stderr(task_->init.stderr_path);
-    event.set_pid(pid);
+    event.set_pid(*pid);
     Publish("/tasks/create", event);
     task::CreateTaskResponse response;
-    response.set_pid(pid);
+    response.set_pid(*pid);
     reply(response.SerializeAsString());
   }
 
@@ -642,15 +770,13 @@ class TaskService {
       return reply(
           absl::AlreadyExistsError(absl::StrCat("exec ", Quote(request->exec_id()), " exists")));
     }
-    if (request->terminal()) {
-      return reply(absl::UnimplementedError("terminals are not supported by this shim yet"));
-    }
     if (task_->init.status != types::RUNNING) {
       return reply(absl::FailedPreconditionError(
           absl::StrCat("task ", Quote(task_->id), " is not running")));
     }
     Process process;
     process.exec_id = request->exec_id();
+    process.terminal = request->terminal();
     process.stdin_path = request->stdin();
     process.stdout_path = request->stdout();
     process.stderr_path = request->stderr();
@@ -687,15 +813,13 @@ class TaskService {
       if (absl::Status written = files::WriteFile(spec_file, process.spec); !written.ok()) {
         return reply(written);
       }
-      UniqueFd ends[3];
-      int fds[3] = {-1, -1, -1};
-      if (absl::Status piped = PipeStdio(process, ends, fds); !piped.ok()) return reply(piped);
-      absl::Status started = Runtime(
-          {"exec", "--process", spec_file, "--detach", "--pid-file", pid_file, task_->id}, fds);
-      process.pid = started.ok() ? ReadPidFile(pid_file) : 0;
+      absl::StatusOr<int> pid = RunWithStdio(
+          process, {"exec", "--process", spec_file, "--detach", "--pid-file", pid_file, task_->id},
+          pid_file);
       ::unlink(spec_file.c_str());
       ::unlink(pid_file.c_str());
-      if (!started.ok()) return reply(started);
+      if (!pid.ok()) return reply(pid.status());
+      process.pid = *pid;
       if (process.status == types::CREATED) process.status = types::RUNNING;
       ::containerd::events::TaskExecStarted event;
       event.set_container_id(task_->id);

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "base/files.h"
 #include "base/status_matchers.h"
 #include "base/temp_dir.h"
 #include "gmock/gmock.h"
@@ -233,6 +234,76 @@ TEST_P(ShimTest, RunWithATerminal) {
   EXPECT_THAT(r.out, HasSubstr("/dev/pts/"));
   EXPECT_THAT(r.out, HasSubstr("on a terminal"));
   EXPECT_EQ(TaskStatus("tty"), "");
+}
+
+// `ctr task exec -t`: an exec'd process gets a terminal of its own.
+TEST_P(ShimTest, ExecWithATerminal) {
+  CommandResult r = Run({"-d"}, "host", {"/bin/busybox", "sleep", "300"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string command =
+      absl::StrCat("ctr --address ", containerd_.address(), " task exec -t --exec-id t1 ",
+                   "--fifo-dir ", dir_.path(),
+                   " host /bin/sh -c '/bin/busybox tty; echo exec on a terminal; exit 4'");
+  r = RunCommand({"script", "-qec", command, "/dev/null"}, absl::Seconds(30), "");
+  EXPECT_EQ(r.exit_code, 4) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("/dev/pts/"));
+  EXPECT_THAT(r.out, HasSubstr("exec on a terminal"));
+}
+
+// `--log-uri file://…`: stdout and stderr go to that file, whose directory
+// the shim makes.
+TEST_P(ShimTest, AFileLogUriGetsTheOutput) {
+  const std::string log = dir_.path() + "/logs/file-logged.log";
+  CommandResult r = Run({"--rm", "--log-uri", "file://" + log}, "file-logged",
+                        {"/bin/sh", "-c", "echo to stdout; echo to stderr >&2; exit 2"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_EQ(r.out, "");
+  absl::StatusOr<std::string> logged = files::ReadFile(log);
+  ASSERT_THAT(logged, IsOk());
+  EXPECT_THAT(*logged, HasSubstr("to stdout\n"));
+  EXPECT_THAT(*logged, HasSubstr("to stderr\n"));
+}
+
+// `--log-uri binary://…?k=v`: the shim starts that program with the
+// query as arguments, the container's id and namespace in its environment,
+// stdout on fd 3 and stderr on fd 4, and waits for it to close fd 5.
+TEST_P(ShimTest, ABinaryLogUriGetsTheOutput) {
+  const std::string out = dir_.path() + "/binary-out";
+  const std::string logger = dir_.path() + "/logger.sh";
+  // The logger closes fd 5 (ready) before its copies start, which would
+  // hold it open.
+  ASSERT_THAT(files::WriteFile(logger,
+                               "#!/bin/sh\n"
+                               "dir=$2\n"
+                               "echo \"$1 $CONTAINER_NAMESPACE/$CONTAINER_ID\" > $dir/env\n"
+                               "exec 5>&-\n"
+                               "/bin/cat <&3 > $dir/stdout &\n"
+                               "/bin/cat <&4 > $dir/stderr &\n"
+                               "wait\n",
+                               0755),
+              IsOk());
+  ASSERT_THAT(files::MakeDirectories(out, 0755), IsOk());
+  CommandResult r = Run({"--rm", "--log-uri", absl::StrCat("binary://", logger, "?dir=", out)},
+                        "binary-logged", {"/bin/sh", "-c", "echo to stdout; echo to stderr >&2"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(files::ReadFile(out + "/env").value_or(""), "dir default/binary-logged\n");
+  for (int i = 0; i < 50 && files::ReadFile(out + "/stderr").value_or("").empty(); ++i)
+    absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_EQ(files::ReadFile(out + "/stdout").value_or(""), "to stdout\n");
+  EXPECT_EQ(files::ReadFile(out + "/stderr").value_or(""), "to stderr\n");
+}
+
+// A task whose memory cgroup runs out kills its process, and the shim says
+// so with /tasks/oom (busybox's tail keeps all of an endless line).
+TEST_P(ShimTest, RunningOutOfMemoryIsAnOomEvent) {
+  Process events({"ctr", "--address", containerd_.address(), "events"});
+  absl::SleepFor(absl::Milliseconds(200));  // the subscription is asynchronous
+  CommandResult r =
+      Run({"--rm", "--memory-limit", "33554432"}, "hungry", {"/bin/busybox", "tail", "/dev/zero"});
+  EXPECT_EQ(r.exit_code, 137) << r.err;
+  EXPECT_TRUE(events.WaitForOutput("/tasks/oom", absl::Seconds(10))) << events.Output();
+  EXPECT_THAT(events.Output(), HasSubstr("hungry"));
+  events.Stop(SIGTERM);
 }
 
 // The shim outlives containerd: killed with SIGKILL and started again,
