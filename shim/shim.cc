@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -281,6 +283,106 @@ struct Process {
   }
 };
 
+// Tells of OOM kills in the memory cgroup of a process: cgroup v1's
+// memory.oom_control through cgroup.event_control (an eventfd the kernel
+// signals on each OOM, and once more when the cgroup goes), or cgroup v2's
+// memory.events (inotify; its oom_kill count). Removed from the loop when
+// destroyed.
+class OomWatch {
+ public:
+  // Nullptr when `pid` is in no memory cgroup this host has.
+  static absl::StatusOr<std::unique_ptr<OomWatch>> Start(ttrpc::EventLoop& loop, int pid,
+                                                         std::function<void()> on_oom) {
+    BERTH_ASSIGN_OR_RETURN(std::string cgroups,
+                           files::ReadFile(absl::StrCat("/proc/", pid, "/cgroup")));
+    std::string v1, v2;
+    for (absl::string_view line : absl::StrSplit(cgroups, '\n', absl::SkipEmpty())) {
+      std::vector<absl::string_view> fields = absl::StrSplit(line, absl::MaxSplits(':', 2));
+      if (fields.size() != 3) continue;
+      if (fields[0] == "0" && fields[1].empty()) v2 = std::string(fields[2]);
+      for (absl::string_view controller : absl::StrSplit(fields[1], ',')) {
+        if (controller == "memory") v1 = std::string(fields[2]);
+      }
+    }
+    std::unique_ptr<OomWatch> watch(new OomWatch(loop, std::move(on_oom)));
+    if (!v1.empty()) {
+      BERTH_RETURN_IF_ERROR(watch->WatchV1("/sys/fs/cgroup/memory" + v1));
+    } else if (!v2.empty()) {
+      // Where cgroup2 is mounted: the whole of /sys/fs/cgroup, or beside v1.
+      std::string events = absl::StrCat("/sys/fs/cgroup", v2, "/memory.events");
+      if (::access(events.c_str(), R_OK) != 0) {
+        events = absl::StrCat("/sys/fs/cgroup/unified", v2, "/memory.events");
+      }
+      if (::access(events.c_str(), R_OK) != 0) return nullptr;
+      BERTH_RETURN_IF_ERROR(watch->WatchV2(events));
+    } else {
+      return nullptr;
+    }
+    return watch;
+  }
+
+  ~OomWatch() {
+    if (fd_.valid()) loop_.Remove(fd_.get());
+  }
+
+ private:
+  OomWatch(ttrpc::EventLoop& loop, std::function<void()> on_oom)
+      : loop_(loop), on_oom_(std::move(on_oom)) {}
+
+  absl::Status WatchV1(const std::string& dir) {
+    const std::string control = dir + "/memory.oom_control";
+    fd_.Reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!fd_.valid()) return ErrnoStatus("eventfd", control);
+    UniqueFd oom_control(::open(control.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!oom_control.valid()) return ErrnoStatus("open", control);
+    BERTH_RETURN_IF_ERROR(files::WriteFile(dir + "/cgroup.event_control",
+                                           absl::StrCat(fd_.get(), " ", oom_control.get())));
+    return loop_.Add(fd_.get(), EPOLLIN, [this, control](uint32_t) {
+      uint64_t count;
+      if (::read(fd_.get(), &count, sizeof count) != sizeof count) return;
+      if (::access(control.c_str(), F_OK) != 0) {  // the cgroup went
+        loop_.Remove(fd_.get());
+        fd_.Reset();
+        return;
+      }
+      on_oom_();
+    });
+  }
+
+  absl::Status WatchV2(const std::string& events) {
+    fd_.Reset(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
+    if (!fd_.valid()) return ErrnoStatus("inotify_init", events);
+    if (::inotify_add_watch(fd_.get(), events.c_str(), IN_MODIFY) < 0) {
+      return ErrnoStatus("inotify_add_watch", events);
+    }
+    kills_ = OomKills(events);
+    return loop_.Add(fd_.get(), EPOLLIN, [this, events](uint32_t) {
+      char buf[4096];
+      while (::read(fd_.get(), buf, sizeof buf) > 0) {
+      }
+      const int64_t kills = OomKills(events);
+      if (kills > kills_) on_oom_();
+      kills_ = kills;
+    });
+  }
+
+  // The oom_kill count of a memory.events file.
+  static int64_t OomKills(const std::string& events) {
+    int64_t kills = 0;
+    absl::StatusOr<std::string> text = files::ReadFile(events);
+    if (!text.ok()) return 0;
+    for (absl::string_view line : absl::StrSplit(*text, '\n')) {
+      if (absl::ConsumePrefix(&line, "oom_kill ")) (void)absl::SimpleAtoi(line, &kills);
+    }
+    return kills;
+  }
+
+  ttrpc::EventLoop& loop_;
+  std::function<void()> on_oom_;
+  UniqueFd fd_;
+  int64_t kills_ = 0;
+};
+
 // The one task this shim holds.
 struct Task {
   std::string id;
@@ -290,6 +392,7 @@ struct Task {
   snapshotter::MountGuard rootfs;
   Process init;
   std::map<std::string, Process> execs;
+  std::unique_ptr<OomWatch> oom;  // last: it refers to nothing above
 };
 
 // Where a process's output goes, as containerd's clients name it: a FIFO
@@ -747,6 +850,17 @@ class TaskService {
       return reply(pid.status());
     }
     task_->init.pid = *pid;
+    absl::StatusOr<std::unique_ptr<OomWatch>> oom =
+        OomWatch::Start(loop_, *pid, [this, id = task_->id] {
+          ::containerd::events::TaskOOM event;
+          event.set_container_id(id);
+          Publish("/tasks/oom", event);
+        });
+    if (oom.ok()) {
+      task_->oom = *std::move(oom);
+    } else {
+      log::Warn("shim: no OOM events for this task", {{"error", oom.status().ToString()}});
+    }
     ::containerd::events::TaskCreate event;
     event.set_container_id(task_->id);
     event.set_bundle(task_->bundle);
