@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -1175,6 +1176,32 @@ std::string SocketPath(const Flags& flags) {
   return path;
 }
 
+// The serving shim's OOM score: one above its daemon's (the start
+// command's parent), as containerd's shims set theirs, so that the kernel
+// kills a shim before its daemon. Lowering a score takes CAP_SYS_RESOURCE,
+// which hosts like these withhold: a score that cannot go lower stays as it
+// is, and the shim says so once.
+void AdjustOomScore(pid_t shim) {
+  auto read_score = [](pid_t pid) {
+    int score = 0;
+    absl::StatusOr<std::string> text = files::ReadFile(absl::StrCat("/proc/", pid, "/oom_score_adj"));
+    return text.ok() && absl::SimpleAtoi(absl::StripAsciiWhitespace(*text), &score)
+               ? std::optional<int>(score)
+               : std::nullopt;
+  };
+  std::optional<int> daemon = read_score(::getppid()), current = read_score(shim);
+  if (!daemon.has_value() || !current.has_value()) return;
+  const int wanted = std::min(*daemon + 1, 1000);
+  absl::Status set = files::WriteFile(absl::StrCat("/proc/", shim, "/oom_score_adj"),
+                                      absl::StrCat(wanted));
+  if (!set.ok() && wanted < *current) {
+    log::Warn("shim: cannot lower the OOM score without CAP_SYS_RESOURCE; it stays",
+              {{"score", *current}, {"wanted", wanted}});
+  } else if (!set.ok()) {
+    log::Warn("shim: cannot set the OOM score", {{"error", set.ToString()}});
+  }
+}
+
 int Start(const Flags& flags, const char* self) {
   const std::string path = SocketPath(flags);
   if (absl::Status s = files::MakeDirectories(Dirname(path), 0700); !s.ok()) {
@@ -1229,6 +1256,7 @@ int Start(const Flags& flags, const char* self) {
     ::execv(self, argv.data());
     ::_exit(127);
   }
+  AdjustOomScore(pid);
   std::printf("%s", address.c_str());
   std::fflush(stdout);
   return 0;

@@ -103,6 +103,8 @@ class Daemon {
   std::string state() const { return dir_.path() + "/state"; }
   std::string address() const { return dir_.path() + "/daemon.sock"; }
   Peer peer() const { return peer_; }
+  // Its pid while it runs; -1 before Start.
+  pid_t pid() const { return process_ == nullptr ? -1 : process_->pid(); }
   std::string Log();
 
  private:

@@ -10,7 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
@@ -304,6 +306,24 @@ TEST_P(ShimTest, RunningOutOfMemoryIsAnOomEvent) {
   EXPECT_TRUE(events.WaitForOutput("/tasks/oom", absl::Seconds(10))) << events.Output();
   EXPECT_THAT(events.Output(), HasSubstr("hungry"));
   events.Stop(SIGTERM);
+}
+
+// Each shim's OOM score is one above its daemon's, so that the kernel
+// kills shims before the daemon.
+TEST_P(ShimTest, TheShimsOomScoreIsOneAboveContainerds) {
+  auto score = [](pid_t pid) {
+    return files::ReadFile(absl::StrCat("/proc/", pid, "/oom_score_adj")).value_or("?");
+  };
+  // Raised (lowering would take CAP_SYS_RESOURCE).
+  ASSERT_THAT(files::WriteFile(absl::StrCat("/proc/", containerd_.pid(), "/oom_score_adj"), "10"),
+              IsOk());
+  CommandResult r = Run({"-d"}, "scored", {"/bin/busybox", "sleep", "300"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = RunCommand({"pgrep", "-f", "containerd-shim-.* -id scored "});
+  pid_t shim = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(r.out), &shim)) << r.out << r.err;
+  EXPECT_EQ(score(containerd_.pid()), "10\n");
+  EXPECT_EQ(score(shim), "11\n");
 }
 
 // The shim outlives containerd: killed with SIGKILL and started again,
