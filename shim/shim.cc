@@ -84,7 +84,8 @@ std::string LastRuntimeError(const std::string& log_path) {
   if (at == absl::string_view::npos) return std::string(last);
   at += 7;
   size_t end = last.find("\",", at);
-  return std::string(last.substr(at, end == absl::string_view::npos ? absl::string_view::npos : end - at));
+  return std::string(
+      last.substr(at, end == absl::string_view::npos ? absl::string_view::npos : end - at));
 }
 
 // Runs the OCI runtime with `args` and waits for it; its stdio is
@@ -440,10 +441,12 @@ absl::StatusOr<OutputUri> ParseOutputUri(const std::string& uri) {
   }
   out.path = Unescape(rest, false);
   if (out.path.empty() || out.path[0] != '/') {
-    return absl::InvalidArgumentError(absl::StrCat("log URI ", Quote(uri), " names no absolute path"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("log URI ", Quote(uri), " names no absolute path"));
   }
   for (absl::string_view pair : absl::StrSplit(query, '&', absl::SkipEmpty())) {
-    std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(pair, absl::MaxSplits('=', 1));
+    std::pair<absl::string_view, absl::string_view> kv =
+        absl::StrSplit(pair, absl::MaxSplits('=', 1));
     out.args.push_back(Unescape(kv.first, true));
     if (!kv.second.empty()) out.args.push_back(Unescape(kv.second, true));
   }
@@ -563,8 +566,7 @@ class TaskService {
   static absl::StatusOr<Request> Parse(const std::string& payload) {
     Request request;
     if (!request.ParseFromString(payload)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("malformed ", request.GetTypeName()));
+      return absl::InvalidArgumentError(absl::StrCat("malformed ", request.GetTypeName()));
     }
     return request;
   }
@@ -963,8 +965,7 @@ class TaskService {
     response.set_terminal(process.terminal);
     response.set_exit_status(process.exit_status);
     response.set_exec_id(process.exec_id);
-    if (process.status == types::STOPPED)
-      *response.mutable_exited_at() = process.exited_at;
+    if (process.status == types::STOPPED) *response.mutable_exited_at() = process.exited_at;
     reply(response.SerializeAsString());
   }
 
@@ -1184,7 +1185,8 @@ std::string SocketPath(const Flags& flags) {
 void AdjustOomScore(pid_t shim) {
   auto read_score = [](pid_t pid) {
     int score = 0;
-    absl::StatusOr<std::string> text = files::ReadFile(absl::StrCat("/proc/", pid, "/oom_score_adj"));
+    absl::StatusOr<std::string> text =
+        files::ReadFile(absl::StrCat("/proc/", pid, "/oom_score_adj"));
     return text.ok() && absl::SimpleAtoi(absl::StripAsciiWhitespace(*text), &score)
                ? std::optional<int>(score)
                : std::nullopt;
@@ -1192,8 +1194,8 @@ void AdjustOomScore(pid_t shim) {
   std::optional<int> daemon = read_score(::getppid()), current = read_score(shim);
   if (!daemon.has_value() || !current.has_value()) return;
   const int wanted = std::min(*daemon + 1, 1000);
-  absl::Status set = files::WriteFile(absl::StrCat("/proc/", shim, "/oom_score_adj"),
-                                      absl::StrCat(wanted));
+  absl::Status set =
+      files::WriteFile(absl::StrCat("/proc/", shim, "/oom_score_adj"), absl::StrCat(wanted));
   if (!set.ok() && wanted < *current) {
     log::Warn("shim: cannot lower the OOM score without CAP_SYS_RESOURCE; it stays",
               {{"score", *current}, {"wanted", wanted}});

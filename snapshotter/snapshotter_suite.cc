@@ -23,14 +23,14 @@
 #include "absl/synchronization/barrier.h"
 #include "absl/time/clock.h"
 #include "base/files.h"
+#include "base/sha256.h"
 #include "base/status.h"
 #include "base/status_matchers.h"
 #include "base/strings.h"
-#include "base/sha256.h"
 #include "base/unique_fd.h"
+#include "gmock/gmock.h"
 #include "image/layer.h"
 #include "image/test_layers.h"
-#include "gmock/gmock.h"
 
 namespace berth::snapshotter {
 namespace {
@@ -203,9 +203,10 @@ TEST_P(SnapshotterSuite, FilesAreVisibleThroughAChain) {
                             return files::WriteFile(dir + "/shared", "from l2");
                           }),
               IsOk());
-  ASSERT_THAT(CommitLayer("l3", "l2",
-                          [](const std::string& dir) { return files::WriteFile(dir + "/three", "3"); }),
-              IsOk());
+  ASSERT_THAT(
+      CommitLayer("l3", "l2",
+                  [](const std::string& dir) { return files::WriteFile(dir + "/three", "3"); }),
+      IsOk());
   absl::StatusOr<std::vector<Mount>> mounts = sn_->Prepare("rootfs", "l3");
   ASSERT_THAT(mounts, IsOk());
   absl::StatusOr<MountGuard> guard = MountAt(*mounts, "rootfs");
@@ -229,10 +230,12 @@ TEST_P(SnapshotterSuite, FilesAreVisibleThroughAChain) {
 }
 
 TEST_P(SnapshotterSuite, ViewsAreReadOnly) {
-  ASSERT_THAT(CommitLayer("l1", "", [](const std::string& d) { return files::WriteFile(d + "/a", "a"); }),
-              IsOk());
-  ASSERT_THAT(CommitLayer("l2", "l1", [](const std::string& d) { return files::WriteFile(d + "/b", "b"); }),
-              IsOk());
+  ASSERT_THAT(
+      CommitLayer("l1", "", [](const std::string& d) { return files::WriteFile(d + "/a", "a"); }),
+      IsOk());
+  ASSERT_THAT(
+      CommitLayer("l2", "l1", [](const std::string& d) { return files::WriteFile(d + "/b", "b"); }),
+      IsOk());
   // No parent, one parent and two: three different kinds of mount in overlay.
   for (std::string parent : {"", "l1", "l2"}) {
     SCOPED_TRACE(parent);
@@ -321,59 +324,48 @@ TEST_P(SnapshotterSuite, ContentIsPreservedIntoChildren) {
   const struct timespec kTimes[2] = {{1000000000, 123}, {1234567890, 456789}};
   constexpr off_t kSparseSize = 64 << 20;
   ASSERT_THAT(
-      CommitLayer("base", "",
-                  [&](const std::string& d) {
-                    auto check = [](int rc, absl::string_view op, const std::string& path) {
-                      return rc == 0 ? absl::OkStatus() : ErrnoStatus(op, path);
-                    };
-                    BERTH_RETURN_IF_ERROR(check(::chmod(d.c_str(), 0751), "chmod", d));
-                    BERTH_RETURN_IF_ERROR(files::WriteFile(d + "/file", "content", 0640));
-                    BERTH_RETURN_IF_ERROR(check(::chown((d + "/file").c_str(), 1234, 5678),
-                                                "chown", d + "/file"));
-                    BERTH_RETURN_IF_ERROR(check(
-                        ::setxattr((d + "/file").c_str(), "user.berth", "u", 1, 0), "setxattr",
-                        d));
-                    BERTH_RETURN_IF_ERROR(check(
-                        ::setxattr((d + "/file").c_str(), "trusted.berth", "t", 1, 0),
-                        "setxattr", d));
-                    BERTH_RETURN_IF_ERROR(check(::utimensat(AT_FDCWD, (d + "/file").c_str(),
-                                                            kTimes, 0),
-                                                "utimensat", d));
-                    BERTH_RETURN_IF_ERROR(check(::link((d + "/file").c_str(),
-                                                       (d + "/hardlink").c_str()),
-                                                "link", d));
-                    BERTH_RETURN_IF_ERROR(files::WriteFile(d + "/setuid", "#!/bin/true\n", 0755));
-                    BERTH_RETURN_IF_ERROR(
-                        check(::chmod((d + "/setuid").c_str(), 04755), "chmod", d));
-                    BERTH_RETURN_IF_ERROR(check(::symlink("/etc/passwd", (d + "/abs").c_str()),
-                                                "symlink", d));
-                    BERTH_RETURN_IF_ERROR(check(
-                        ::symlink("../../../../../etc", (d + "/up").c_str()), "symlink", d));
-                    BERTH_RETURN_IF_ERROR(
-                        check(::lchown((d + "/up").c_str(), 7, 8), "lchown", d));
-                    BERTH_RETURN_IF_ERROR(check(
-                        ::mknod((d + "/null").c_str(), S_IFCHR | 0666, makedev(1, 3)), "mknod",
-                        d));
-                    BERTH_RETURN_IF_ERROR(  // past the umask
-                        check(::chmod((d + "/null").c_str(), 0666), "chmod", d));
-                    BERTH_RETURN_IF_ERROR(
-                        check(::mkfifo((d + "/fifo").c_str(), 0600), "mkfifo", d));
-                    BERTH_RETURN_IF_ERROR(check(::mkdir((d + "/dir").c_str(), 0711), "mkdir", d));
-                    BERTH_RETURN_IF_ERROR(
-                        check(::chown((d + "/dir").c_str(), 42, 43), "chown", d));
-                    {
-                      UniqueFd fd(::open((d + "/sparse").c_str(),
-                                         O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
-                      if (!fd.valid()) return ErrnoStatus("open", d + "/sparse");
-                      BERTH_RETURN_IF_ERROR(check(::ftruncate(fd.get(), kSparseSize) ,
-                                                  "ftruncate", d));
-                      if (::pwrite(fd.get(), "data", 4, kSparseSize / 2) != 4) {
-                        return ErrnoStatus("pwrite", d + "/sparse");
-                      }
-                    }
-                    return check(::utimensat(AT_FDCWD, (d + "/dir").c_str(), kTimes, 0),
-                                 "utimensat", d);
-                  }),
+      CommitLayer(
+          "base", "",
+          [&](const std::string& d) {
+            auto check = [](int rc, absl::string_view op, const std::string& path) {
+              return rc == 0 ? absl::OkStatus() : ErrnoStatus(op, path);
+            };
+            BERTH_RETURN_IF_ERROR(check(::chmod(d.c_str(), 0751), "chmod", d));
+            BERTH_RETURN_IF_ERROR(files::WriteFile(d + "/file", "content", 0640));
+            BERTH_RETURN_IF_ERROR(
+                check(::chown((d + "/file").c_str(), 1234, 5678), "chown", d + "/file"));
+            BERTH_RETURN_IF_ERROR(
+                check(::setxattr((d + "/file").c_str(), "user.berth", "u", 1, 0), "setxattr", d));
+            BERTH_RETURN_IF_ERROR(check(
+                ::setxattr((d + "/file").c_str(), "trusted.berth", "t", 1, 0), "setxattr", d));
+            BERTH_RETURN_IF_ERROR(
+                check(::utimensat(AT_FDCWD, (d + "/file").c_str(), kTimes, 0), "utimensat", d));
+            BERTH_RETURN_IF_ERROR(
+                check(::link((d + "/file").c_str(), (d + "/hardlink").c_str()), "link", d));
+            BERTH_RETURN_IF_ERROR(files::WriteFile(d + "/setuid", "#!/bin/true\n", 0755));
+            BERTH_RETURN_IF_ERROR(check(::chmod((d + "/setuid").c_str(), 04755), "chmod", d));
+            BERTH_RETURN_IF_ERROR(
+                check(::symlink("/etc/passwd", (d + "/abs").c_str()), "symlink", d));
+            BERTH_RETURN_IF_ERROR(
+                check(::symlink("../../../../../etc", (d + "/up").c_str()), "symlink", d));
+            BERTH_RETURN_IF_ERROR(check(::lchown((d + "/up").c_str(), 7, 8), "lchown", d));
+            BERTH_RETURN_IF_ERROR(
+                check(::mknod((d + "/null").c_str(), S_IFCHR | 0666, makedev(1, 3)), "mknod", d));
+            BERTH_RETURN_IF_ERROR(  // past the umask
+                check(::chmod((d + "/null").c_str(), 0666), "chmod", d));
+            BERTH_RETURN_IF_ERROR(check(::mkfifo((d + "/fifo").c_str(), 0600), "mkfifo", d));
+            BERTH_RETURN_IF_ERROR(check(::mkdir((d + "/dir").c_str(), 0711), "mkdir", d));
+            BERTH_RETURN_IF_ERROR(check(::chown((d + "/dir").c_str(), 42, 43), "chown", d));
+            {
+              UniqueFd fd(::open((d + "/sparse").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+              if (!fd.valid()) return ErrnoStatus("open", d + "/sparse");
+              BERTH_RETURN_IF_ERROR(check(::ftruncate(fd.get(), kSparseSize), "ftruncate", d));
+              if (::pwrite(fd.get(), "data", 4, kSparseSize / 2) != 4) {
+                return ErrnoStatus("pwrite", d + "/sparse");
+              }
+            }
+            return check(::utimensat(AT_FDCWD, (d + "/dir").c_str(), kTimes, 0), "utimensat", d);
+          }),
       IsOk());
   absl::StatusOr<std::vector<Mount>> mounts = sn_->Prepare("child", "base");
   ASSERT_THAT(mounts, IsOk());
@@ -494,7 +486,8 @@ absl::Status ApplyAndCommit(Snapshotter& sn, const std::string& scratch, const s
                            : compression == image::Compression::kZstd ? image::Zstd(tar)
                                                                       : tar;
   std::unique_ptr<image::ByteSource> source = image::StringSource(compressed);
-  BERTH_ASSIGN_OR_RETURN(std::unique_ptr<MountedTree> tree, MountedTree::Open(mounts, scratch, true));
+  BERTH_ASSIGN_OR_RETURN(std::unique_ptr<MountedTree> tree,
+                         MountedTree::Open(mounts, scratch, true));
   BERTH_ASSIGN_OR_RETURN(image::ApplyResult applied,
                          image::ApplyLayerToTree(*source, compression, *tree));
   if (applied.diff_id != Sha256Digest(tar)) {
@@ -509,10 +502,10 @@ TEST_P(SnapshotterSuite, AppliedLayersStackAsTheImageSays) {
   image::TarEntry keep = File("etc/keep", "kept");
   keep.xattrs = {{"user.note", "noted"}};
   keep.uid = 1000;
-  const std::string base = image::MakeTar(
-      {Dir("etc"), File("etc/motd", "hello"), keep, image::Hardlink("etc/motd-link", "etc/motd"),
-       image::Symlink("etc/alias", "motd"), Dir("var"), Dir("var/cache", 0700),
-       File("var/cache/old", "old")});
+  const std::string base = image::MakeTar({Dir("etc"), File("etc/motd", "hello"), keep,
+                                           image::Hardlink("etc/motd-link", "etc/motd"),
+                                           image::Symlink("etc/alias", "motd"), Dir("var"),
+                                           Dir("var/cache", 0700), File("var/cache/old", "old")});
   // Deletes etc/motd (its hard link stays), replaces var/cache wholesale.
   const std::string change = image::MakeTar(
       {Dir("etc"), File("etc/.wh.motd"), File("etc/added", "two"), Dir("var/cache", 0700),
@@ -574,8 +567,9 @@ TEST_P(SnapshotterSuite, ABrokenLayerFailsAndItsSnapshotGoes) {
 // ---- Concurrency ----
 
 TEST_P(SnapshotterSuite, ConcurrentPreparesOfOneKeyExactlyOneWins) {
-  ASSERT_THAT(CommitLayer("base", "", [](const std::string& d) { return files::WriteFile(d + "/f", "x"); }),
-              IsOk());
+  ASSERT_THAT(
+      CommitLayer("base", "", [](const std::string& d) { return files::WriteFile(d + "/f", "x"); }),
+      IsOk());
   constexpr int kThreads = 16;
   absl::Barrier barrier(kThreads);
   std::atomic<int> ok = 0, exists = 0, other = 0;
@@ -604,8 +598,9 @@ TEST_P(SnapshotterSuite, ConcurrentPreparesOfOneKeyExactlyOneWins) {
 }
 
 TEST_P(SnapshotterSuite, ConcurrentPreparesOnOneParentAllSucceed) {
-  ASSERT_THAT(CommitLayer("base", "", [](const std::string& d) { return files::WriteFile(d + "/f", "x"); }),
-              IsOk());
+  ASSERT_THAT(
+      CommitLayer("base", "", [](const std::string& d) { return files::WriteFile(d + "/f", "x"); }),
+      IsOk());
   constexpr int kThreads = 16;
   absl::Barrier barrier(kThreads);
   std::vector<std::thread> threads;
@@ -687,7 +682,8 @@ TEST_P(SnapshotterSuite, LabelsThroughPrepareCommitAndUpdate) {
       {"EmptyValueDeletes", {{"w", ""}}, {"labels.w"}, {}},
       {"NoPathsReplaceAll", {{"q", "1"}}, {}, {{"q", "1"}}},
       {"LabelsReplacesAll", {{"r", "1"}, {"s", "2"}}, {"labels"}, {{"r", "1"}, {"s", "2"}}},
-      {"DottedKey", {{"containerd.io/gc.ref.snapshot", "x"}},
+      {"DottedKey",
+       {{"containerd.io/gc.ref.snapshot", "x"}},
        {"labels.containerd.io/gc.ref.snapshot"},
        {{"r", "1"}, {"s", "2"}, {"containerd.io/gc.ref.snapshot", "x"}}},
   };
@@ -718,16 +714,17 @@ TEST_P(SnapshotterSuite, LabelsThroughPrepareCommitAndUpdate) {
 
 TEST_P(SnapshotterSuite, UsageOfACommittedSnapshot) {
   constexpr int64_t kMiB = 1 << 20;
-  ASSERT_THAT(CommitLayer("big", "",
-                          [](const std::string& d) {
-                            BERTH_RETURN_IF_ERROR(files::WriteFile(d + "/file", std::string(kMiB, 'x')));
-                            // Counted once.
-                            if (::link((d + "/file").c_str(), (d + "/again").c_str()) != 0) {
-                              return ErrnoStatus("link", d);
-                            }
-                            return absl::OkStatus();
-                          }),
-              IsOk());
+  ASSERT_THAT(
+      CommitLayer("big", "",
+                  [](const std::string& d) {
+                    BERTH_RETURN_IF_ERROR(files::WriteFile(d + "/file", std::string(kMiB, 'x')));
+                    // Counted once.
+                    if (::link((d + "/file").c_str(), (d + "/again").c_str()) != 0) {
+                      return ErrnoStatus("link", d);
+                    }
+                    return absl::OkStatus();
+                  }),
+      IsOk());
   absl::StatusOr<Usage> usage = sn_->Usage("big");
   ASSERT_THAT(usage, IsOk());
   EXPECT_GE(usage->size, kMiB);
@@ -751,7 +748,8 @@ TEST_P(SnapshotterSuite, UsageOfAnActiveSnapshotIsMeasuredNow) {
   {
     absl::StatusOr<MountGuard> guard = MountAt(*mounts, "growing");
     ASSERT_THAT(guard, IsOk());
-    ASSERT_THAT(files::WriteFile(dir_.path() + "/mnt-growing/f", std::string(256 << 10, 'y')), IsOk());
+    ASSERT_THAT(files::WriteFile(dir_.path() + "/mnt-growing/f", std::string(256 << 10, 'y')),
+                IsOk());
     ASSERT_THAT(files::WriteFile(dir_.path() + "/mnt-growing/g", "z"), IsOk());
   }
   absl::StatusOr<Usage> grown = sn_->Usage("growing");
@@ -764,9 +762,10 @@ TEST_P(SnapshotterSuite, UsageOfAnActiveSnapshotIsMeasuredNow) {
 
 void SnapshotterSuite::CheckDeepChain(int layers) {
   absl::Time start = absl::Now();
-  ASSERT_THAT(CommitLayer("layer-0", "",
-                          [](const std::string& d) { return files::WriteFile(d + "/bottom", "deep"); }),
-              IsOk());
+  ASSERT_THAT(
+      CommitLayer("layer-0", "",
+                  [](const std::string& d) { return files::WriteFile(d + "/bottom", "deep"); }),
+      IsOk());
   std::string parent = "layer-0";
   for (int i = 1; i < layers - 1; ++i) {
     std::string key = absl::StrCat("active-", i);
@@ -807,8 +806,9 @@ TEST_P(SnapshotterSuite, ChainOf500Layers) { CheckDeepChain(500); }
 // ---- Crashes and restarts ----
 
 TEST_P(SnapshotterSuite, LeftoversOfACrashAreRemovedOnReopen) {
-  ASSERT_THAT(CommitLayer("keep", "", [](const std::string& d) { return files::WriteFile(d + "/k", "k"); }),
-              IsOk());
+  ASSERT_THAT(
+      CommitLayer("keep", "", [](const std::string& d) { return files::WriteFile(d + "/k", "k"); }),
+      IsOk());
   const std::vector<std::string> dirs = SnapshotDirs();
   ASSERT_THAT(dirs, SizeIs(1));
   // What a crash leaves: a creation's directory without its row (the next
@@ -845,8 +845,9 @@ TEST_P(SnapshotterSuite, CleanupRemovesLeftoversWhileOpen) {
 }
 
 TEST_P(SnapshotterSuite, ReopenKeepsSnapshots) {
-  ASSERT_THAT(CommitLayer("base", "", [](const std::string& d) { return files::WriteFile(d + "/f", "1"); }),
-              IsOk());
+  ASSERT_THAT(
+      CommitLayer("base", "", [](const std::string& d) { return files::WriteFile(d + "/f", "1"); }),
+      IsOk());
   ASSERT_THAT(sn_->Update(LabelsOf("base", {{"l", "v"}}), {}), IsOk());
   absl::StatusOr<std::vector<Mount>> before = sn_->Prepare("ctr", "base");
   ASSERT_THAT(before, IsOk());
@@ -953,7 +954,8 @@ TEST_P(SnapshotterSuite, HostileKeysNeverBecomePaths) {
   // A key differing only after a NUL is another key.
   EXPECT_THAT(sn_->Stat(std::string("nul\0kex", 7)), StatusIs(kNotFound));
   EXPECT_THAT(sn_->Stat("nul"), StatusIs(kNotFound));
-  EXPECT_THAT(sn_->Prepare(std::string(GetParam().max_key_length + 1, 'k'), ""), StatusIs(kInvalidArgument));
+  EXPECT_THAT(sn_->Prepare(std::string(GetParam().max_key_length + 1, 'k'), ""),
+              StatusIs(kInvalidArgument));
 
   // Only the snapshotter's own names, and one directory per snapshot.
   EXPECT_THAT(Names(dir_.path()), UnorderedElementsAre("root"));
@@ -1025,10 +1027,14 @@ TEST_P(SnapshotterSuite, ErrorCodes) {
       {"CommitEmptyName", [](Snapshotter& s) { return s.Commit("", "active"); }, kInvalidArgument,
        ""},
       {"CommitTooLargeLabel",
-       [](Snapshotter& s) { return s.Commit("new", "active", {{"k", std::string(4096, 'v')}}); },
+       [](Snapshotter& s) {
+         return s.Commit("new", "active", {{"k", std::string(4096, 'v')}});
+       },
        kInvalidArgument, "k"},
       {"PrepareTooLargeLabel",
-       [](Snapshotter& s) { return s.Prepare("new", "", {{std::string(4097, 'k'), ""}}).status(); },
+       [](Snapshotter& s) {
+         return s.Prepare("new", "", {{std::string(4097, 'k'), ""}}).status();
+       },
        kInvalidArgument, ""},
       {"RemoveMissing", [](Snapshotter& s) { return s.Remove("missing"); }, kNotFound, "missing"},
       {"RemoveParentWithChild", [](Snapshotter& s) { return s.Remove("committed"); },
@@ -1040,12 +1046,10 @@ TEST_P(SnapshotterSuite, ErrorCodes) {
       {"UsageMissing", [](Snapshotter& s) { return s.Usage("missing").status(); }, kNotFound,
        "missing"},
       {"UpdateMissing",
-       [](Snapshotter& s) { return s.Update(LabelsOf("missing", {}), {}).status(); },
-       kNotFound, "missing"},
+       [](Snapshotter& s) { return s.Update(LabelsOf("missing", {}), {}).status(); }, kNotFound,
+       "missing"},
       {"UpdateParent",
-       [](Snapshotter& s) {
-         return s.Update(LabelsOf("child", {}), {"parent"}).status();
-       },
+       [](Snapshotter& s) { return s.Update(LabelsOf("child", {}), {"parent"}).status(); },
        kInvalidArgument, "parent"},
       {"WalkMalformedFilter",
        [](Snapshotter& s) { return s.Walk([](const Info&) { return absl::OkStatus(); }, {"a=b"}); },

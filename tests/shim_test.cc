@@ -242,10 +242,9 @@ TEST_P(ShimTest, RunWithATerminal) {
 TEST_P(ShimTest, ExecWithATerminal) {
   CommandResult r = Run({"-d"}, "host", {"/bin/busybox", "sleep", "300"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const std::string command =
-      absl::StrCat("ctr --address ", containerd_.address(), " task exec -t --exec-id t1 ",
-                   "--fifo-dir ", dir_.path(),
-                   " host /bin/sh -c '/bin/busybox tty; echo exec on a terminal; exit 4'");
+  const std::string command = absl::StrCat(
+      "ctr --address ", containerd_.address(), " task exec -t --exec-id t1 ", "--fifo-dir ",
+      dir_.path(), " host /bin/sh -c '/bin/busybox tty; echo exec on a terminal; exit 4'");
   r = RunCommand({"script", "-qec", command, "/dev/null"}, absl::Seconds(30), "");
   EXPECT_EQ(r.exit_code, 4) << r.out << r.err;
   EXPECT_THAT(r.out, HasSubstr("/dev/pts/"));

@@ -321,8 +321,7 @@ TEST_F(ServerTest, CallOnceAnswersTimesOutAndLeavesNoConnection) {
   CallOptions options;
   options.metadata = {{kNamespaceKey, "ns"}};
   options.timeout = absl::Seconds(5);
-  EXPECT_EQ(CallOnce(path_, "test.Echo", "Echo", "once", options).value_or(""),
-            "once|ns|deadline");
+  EXPECT_EQ(CallOnce(path_, "test.Echo", "Echo", "once", options).value_or(""), "once|ns|deadline");
   absl::StatusOr<std::string> failed = CallOnce(path_, "test.Echo", "Fail", "thing", options);
   EXPECT_THAT(failed, StatusIs(absl::StatusCode::kNotFound));
   EXPECT_EQ(failed.status().message(), "no thing");
