@@ -51,6 +51,8 @@ namespace types = ::containerd::v1::types;
 
 constexpr char kTaskService[] = "containerd.task.v2.Task";
 constexpr char kVersion[] = "berth-shim-v1";
+// In the bundle: the OCI runtime binary and its root, one a line.
+constexpr char kRuntimeFile[] = "runtime";
 
 std::string Dirname(const std::string& path) {
   size_t slash = path.rfind('/');
@@ -830,6 +832,12 @@ class TaskService {
     }
     if (absl::Status made = files::MakeDirectories(t.runtime_root, 0711); !made.ok())
       return reply(made);
+    // For `delete`, which cleans up after this shim is gone.
+    if (absl::Status saved = files::WriteFile(t.bundle + "/" + kRuntimeFile,
+                                              absl::StrCat(t.runtime, "\n", t.runtime_root, "\n"));
+        !saved.ok()) {
+      return reply(saved);
+    }
     if (request->rootfs_size() > 0) {
       std::vector<snapshotter::Mount> mounts;
       for (const auto& m : request->rootfs()) {
@@ -1266,10 +1274,19 @@ int Start(const Flags& flags, const char* self) {
 
 int Delete(const Flags& flags) {
   const std::string bundle = flags.bundle.empty() ? "." : flags.bundle;
-  const std::string root = RuntimeRoot(flags);
+  // The runtime and root Create used, if it got that far.
+  std::string runtime = "runc", root = RuntimeRoot(flags);
+  if (absl::StatusOr<std::string> saved = files::ReadFile(bundle + "/" + kRuntimeFile);
+      saved.ok()) {
+    std::vector<std::string> lines = absl::StrSplit(*saved, '\n');
+    if (lines.size() >= 2 && !lines[0].empty() && !lines[1].empty()) {
+      runtime = lines[0];
+      root = lines[1];
+    }
+  }
   const int none[3] = {-1, -1, -1};
   absl::Status deleted =
-      RunRuntime("runc", root, bundle + "/log.json", {"delete", "--force", flags.id}, none);
+      RunRuntime(runtime, root, bundle + "/log.json", {"delete", "--force", flags.id}, none);
   if (!deleted.ok())
     log::Warn("shim delete: the runtime's delete failed", {{"error", deleted.ToString()}});
   ::umount2((bundle + "/rootfs").c_str(), MNT_DETACH);

@@ -325,6 +325,43 @@ TEST_P(ShimTest, TheShimsOomScoreIsOneAboveContainerds) {
   EXPECT_EQ(score(shim), "11\n");
 }
 
+// A shim killed with SIGKILL: containerd cleans up with `<shim> delete`,
+// which runs the task's runtime (here a `runc` first on containerd's PATH
+// that logs its calls), so the container goes too.
+TEST_P(ShimTest, AKilledShimIsCleanedUpByItsRuntime) {
+  const std::string bin = dir_.path() + "/bin";
+  const std::string calls = dir_.path() + "/runtime-calls";
+  ASSERT_THAT(files::MakeDirectories(bin, 0755), IsOk());
+  ASSERT_THAT(files::WriteFile(bin + "/runc",
+                               absl::StrCat("#!/bin/sh\necho \"$@\" >> ", calls,
+                                            "\nexec /usr/sbin/runc \"$@\"\n"),
+                               0755),
+              IsOk());
+  const std::string path = ::getenv("PATH");
+  containerd_.Stop();
+  ::setenv("PATH", absl::StrCat(bin, ":", path).c_str(), 1);
+  absl::Status started = containerd_.Start();
+  ::setenv("PATH", path.c_str(), 1);
+  ASSERT_THAT(started, IsOk());
+
+  CommandResult r = Run({"-d"}, "orphan", {"/bin/busybox", "sleep", "301"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = RunCommand({"pgrep", "-f", "containerd-shim-.* -id orphan "});
+  pid_t shim = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(r.out), &shim)) << r.out << r.err;
+  ASSERT_EQ(::kill(shim, SIGKILL), 0);
+  auto deleted = [&] {
+    return absl::StrContains(files::ReadFile(calls).value_or(""), "delete --force orphan");
+  };
+  for (int i = 0; i < 100 && !deleted(); ++i) absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_TRUE(deleted()) << files::ReadFile(calls).value_or("");
+  for (int i = 0; i < 100 && TaskStatus("orphan") == "RUNNING"; ++i)
+    absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_NE(TaskStatus("orphan"), "RUNNING");
+  EXPECT_NE(RunCommand({"pgrep", "-f", "busybox sleep 301"}).exit_code, 0)
+      << "the container's process is gone";
+}
+
 // The shim outlives containerd: killed with SIGKILL and started again,
 // containerd finds the running task through the shim's address file, and
 // drives it to its end as before.
