@@ -51,6 +51,8 @@ namespace types = ::containerd::v1::types;
 
 constexpr char kTaskService[] = "containerd.task.v2.Task";
 constexpr char kVersion[] = "berth-shim-v1";
+// The OCI runtime binary unless the task's options name another.
+constexpr char kDefaultRuntime[] = "runc";
 // In the bundle: the OCI runtime binary and its root, one a line.
 constexpr char kRuntimeFile[] = "runtime";
 
@@ -391,12 +393,12 @@ class OomWatch {
 struct Task {
   std::string id;
   std::string bundle;
-  std::string runtime = "runc";
+  std::string runtime = kDefaultRuntime;
   std::string runtime_root;
   snapshotter::MountGuard rootfs;
   Process init;
   std::map<std::string, Process> execs;
-  std::unique_ptr<OomWatch> oom;  // last: it refers to nothing above
+  std::unique_ptr<OomWatch> oom;
 };
 
 // Where a process's output goes, as containerd's clients name it: a FIFO
@@ -505,10 +507,14 @@ absl::Status StartLogger(const OutputUri& uri, const std::string& id, const std:
   return absl::OkStatus();
 }
 
-int ReadPidFile(const std::string& path) {
+// The number a file holds (a pid file, /proc/<pid>/oom_score_adj).
+std::optional<int> ReadIntFile(const std::string& path) {
   absl::StatusOr<std::string> text = files::ReadFile(path);
-  int pid = 0;
-  return text.ok() && absl::SimpleAtoi(absl::StripAsciiWhitespace(*text), &pid) ? pid : 0;
+  int value = 0;
+  if (!text.ok() || !absl::SimpleAtoi(absl::StripAsciiWhitespace(*text), &value)) {
+    return std::nullopt;
+  }
+  return value;
 }
 
 class TaskService {
@@ -555,7 +561,7 @@ class TaskService {
       process->waiters.clear();
       ::containerd::events::TaskExit event;
       event.set_container_id(task_->id);
-      event.set_id(process->exec_id.empty() ? task_->id : process->exec_id);
+      event.set_id(ProcessId(*process));
       event.set_pid(process->pid);
       event.set_exit_status(process->exit_status);
       *event.mutable_exited_at() = process->exited_at;
@@ -616,6 +622,12 @@ class TaskService {
       if (process.pid == pid && process.status != types::STOPPED) return &process;
     }
     return nullptr;
+  }
+
+  // The id containerd knows a process by: its exec id, or the task's for
+  // the init.
+  const std::string& ProcessId(const Process& process) const {
+    return process.exec_id.empty() ? task_->id : process.exec_id;
   }
 
   static std::string WaitResponseOf(const Process& process) {
@@ -798,7 +810,7 @@ class TaskService {
       BERTH_RETURN_IF_ERROR(PipeStdio(process, ends, fds));
     }
     BERTH_RETURN_IF_ERROR(Runtime(args, fds));
-    const int pid = ReadPidFile(pid_file);
+    const int pid = ReadIntFile(pid_file).value_or(0);
     if (pid <= 0) return absl::InternalError("no pid file from the runtime");
     if (console.has_value()) {
       if (absl::Status attached = AttachTerminal(process, *console); !attached.ok()) {
@@ -921,8 +933,7 @@ class TaskService {
     Process& process = *call->process;
     if (process.status != types::CREATED || (!process.exec_id.empty() && process.pid != 0)) {
       return reply(absl::FailedPreconditionError(
-          absl::StrCat("process ", Quote(process.exec_id.empty() ? task_->id : process.exec_id),
-                       " was started already")));
+          absl::StrCat("process ", Quote(ProcessId(process)), " was started already")));
     }
     if (process.exec_id.empty()) {
       if (absl::Status started = Runtime({"start", task_->id}); !started.ok())
@@ -997,8 +1008,7 @@ class TaskService {
     Process& process = *call->process;
     if (process.status == types::STOPPED || process.pid == 0) {
       return reply(absl::NotFoundError(
-          absl::StrCat("process ", Quote(process.exec_id.empty() ? task_->id : process.exec_id),
-                       " already finished")));
+          absl::StrCat("process ", Quote(ProcessId(process)), " already finished")));
     }
     if (!process.exec_id.empty()) {
       // runc signals a container's init; an exec is signalled directly.
@@ -1022,7 +1032,7 @@ class TaskService {
     Process& process = *call->process;
     if (process.status == types::RUNNING || process.status == types::PAUSED) {
       return reply(absl::FailedPreconditionError(
-          absl::StrCat("process ", Quote(process.exec_id.empty() ? task_->id : process.exec_id),
+          absl::StrCat("process ", Quote(ProcessId(process)),
                        " must be stopped before deletion: it is running")));
     }
     if (!process.exec_id.empty()) {
@@ -1191,19 +1201,12 @@ std::string SocketPath(const Flags& flags) {
 // which hosts like these withhold: a score that cannot go lower stays as it
 // is, and the shim says so once.
 void AdjustOomScore(pid_t shim) {
-  auto read_score = [](pid_t pid) {
-    int score = 0;
-    absl::StatusOr<std::string> text =
-        files::ReadFile(absl::StrCat("/proc/", pid, "/oom_score_adj"));
-    return text.ok() && absl::SimpleAtoi(absl::StripAsciiWhitespace(*text), &score)
-               ? std::optional<int>(score)
-               : std::nullopt;
-  };
-  std::optional<int> daemon = read_score(::getppid()), current = read_score(shim);
+  auto score_file = [](pid_t pid) { return absl::StrCat("/proc/", pid, "/oom_score_adj"); };
+  std::optional<int> daemon = ReadIntFile(score_file(::getppid()));
+  std::optional<int> current = ReadIntFile(score_file(shim));
   if (!daemon.has_value() || !current.has_value()) return;
   const int wanted = std::min(*daemon + 1, 1000);
-  absl::Status set =
-      files::WriteFile(absl::StrCat("/proc/", shim, "/oom_score_adj"), absl::StrCat(wanted));
+  absl::Status set = files::WriteFile(score_file(shim), absl::StrCat(wanted));
   if (!set.ok() && wanted < *current) {
     log::Warn("shim: cannot lower the OOM score without CAP_SYS_RESOURCE; it stays",
               {{"score", *current}, {"wanted", wanted}});
@@ -1275,7 +1278,7 @@ int Start(const Flags& flags, const char* self) {
 int Delete(const Flags& flags) {
   const std::string bundle = flags.bundle.empty() ? "." : flags.bundle;
   // The runtime and root Create used, if it got that far.
-  std::string runtime = "runc", root = RuntimeRoot(flags);
+  std::string runtime = kDefaultRuntime, root = RuntimeRoot(flags);
   if (absl::StatusOr<std::string> saved = files::ReadFile(bundle + "/" + kRuntimeFile);
       saved.ok()) {
     std::vector<std::string> lines = absl::StrSplit(*saved, '\n');

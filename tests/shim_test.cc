@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -108,6 +109,22 @@ class ShimTest : public ::testing::TestWithParam<std::string> {
     return "";
   }
 
+  // Polls `done` every 50 ms for up to 10 s; its last answer.
+  static bool WaitUntil(const std::function<bool()>& done) {
+    for (int i = 0; i < 200; ++i) {
+      if (done()) return true;
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    return done();
+  }
+
+  // The pid of the shim that serves task `id` (0 if none does).
+  static pid_t ShimPid(const std::string& id) {
+    CommandResult r = RunCommand({"pgrep", "-f", absl::StrCat("containerd-shim-.* -id ", id, " ")});
+    pid_t pid = 0;
+    return absl::SimpleAtoi(absl::StripAsciiWhitespace(r.out), &pid) ? pid : 0;
+  }
+
   static inline bool had_run_containerd_ = false;
   TempDir dir_;
   Daemon containerd_{Peer::kContainerd};
@@ -143,8 +160,7 @@ TEST_P(ShimTest, DetachedTaskListsKillsAndDeletes) {
   EXPECT_THAT(r.err, HasSubstr("stopped"));
   // PID 1 ignores SIGTERM without a handler: SIGKILL stops it.
   ASSERT_EQ(Ctr({"task", "kill", "-s", "SIGKILL", "sleeper"}).exit_code, 0);
-  for (int i = 0; i < 100 && TaskStatus("sleeper") != "STOPPED"; ++i)
-    absl::SleepFor(absl::Milliseconds(50));
+  WaitUntil([&] { return TaskStatus("sleeper") == "STOPPED"; });
   EXPECT_EQ(TaskStatus("sleeper"), "STOPPED");
   r = Ctr({"task", "delete", "sleeper"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
@@ -177,7 +193,7 @@ TEST_P(ShimTest, ExecPauseAndResume) {
     std::string out = Ctr({"task", "ps", "busy"}).out;
     return std::count(out.begin(), out.end(), '\n') - 1;  // less the header
   };
-  for (int i = 0; i < 100 && processes() < 2; ++i) absl::SleepFor(absl::Milliseconds(50));
+  WaitUntil([&] { return processes() >= 2; });
   EXPECT_EQ(processes(), 2) << "the init and the waiting exec";
   r = Ctr({"task", "exec", "--exec-id", "same", "--fifo-dir", dir_.path(), "busy", "/bin/busybox",
            "true"});
@@ -288,8 +304,7 @@ TEST_P(ShimTest, ABinaryLogUriGetsTheOutput) {
                         "binary-logged", {"/bin/sh", "-c", "echo to stdout; echo to stderr >&2"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(files::ReadFile(out + "/env").value_or(""), "dir default/binary-logged\n");
-  for (int i = 0; i < 50 && files::ReadFile(out + "/stderr").value_or("").empty(); ++i)
-    absl::SleepFor(absl::Milliseconds(100));
+  WaitUntil([&] { return !files::ReadFile(out + "/stderr").value_or("").empty(); });
   EXPECT_EQ(files::ReadFile(out + "/stdout").value_or(""), "to stdout\n");
   EXPECT_EQ(files::ReadFile(out + "/stderr").value_or(""), "to stderr\n");
 }
@@ -318,9 +333,8 @@ TEST_P(ShimTest, TheShimsOomScoreIsOneAboveContainerds) {
               IsOk());
   CommandResult r = Run({"-d"}, "scored", {"/bin/busybox", "sleep", "300"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  r = RunCommand({"pgrep", "-f", "containerd-shim-.* -id scored "});
-  pid_t shim = 0;
-  ASSERT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(r.out), &shim)) << r.out << r.err;
+  const pid_t shim = ShimPid("scored");
+  ASSERT_GT(shim, 0);
   EXPECT_EQ(score(containerd_.pid()), "10\n");
   EXPECT_EQ(score(shim), "11\n");
 }
@@ -346,18 +360,14 @@ TEST_P(ShimTest, AKilledShimIsCleanedUpByItsRuntime) {
 
   CommandResult r = Run({"-d"}, "orphan", {"/bin/busybox", "sleep", "301"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  r = RunCommand({"pgrep", "-f", "containerd-shim-.* -id orphan "});
-  pid_t shim = 0;
-  ASSERT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(r.out), &shim)) << r.out << r.err;
+  const pid_t shim = ShimPid("orphan");
+  ASSERT_GT(shim, 0);
   ASSERT_EQ(::kill(shim, SIGKILL), 0);
   auto deleted = [&] {
     return absl::StrContains(files::ReadFile(calls).value_or(""), "delete --force orphan");
   };
-  for (int i = 0; i < 100 && !deleted(); ++i) absl::SleepFor(absl::Milliseconds(100));
-  EXPECT_TRUE(deleted()) << files::ReadFile(calls).value_or("");
-  for (int i = 0; i < 100 && TaskStatus("orphan") == "RUNNING"; ++i)
-    absl::SleepFor(absl::Milliseconds(100));
-  EXPECT_NE(TaskStatus("orphan"), "RUNNING");
+  EXPECT_TRUE(WaitUntil(deleted)) << files::ReadFile(calls).value_or("");
+  EXPECT_TRUE(WaitUntil([&] { return TaskStatus("orphan") != "RUNNING"; }));
   EXPECT_NE(RunCommand({"pgrep", "-f", "busybox sleep 301"}).exit_code, 0)
       << "the container's process is gone";
 }
@@ -373,8 +383,7 @@ TEST_P(ShimTest, ContainerdRestartedFindsTheRunningTask) {
   ASSERT_THAT(containerd_.Start(), IsOk());
   EXPECT_EQ(TaskStatus("survivor"), "RUNNING");
   ASSERT_EQ(Ctr({"task", "kill", "-s", "SIGKILL", "survivor"}).exit_code, 0);
-  for (int i = 0; i < 100 && TaskStatus("survivor") != "STOPPED"; ++i)
-    absl::SleepFor(absl::Milliseconds(50));
+  WaitUntil([&] { return TaskStatus("survivor") == "STOPPED"; });
   EXPECT_EQ(TaskStatus("survivor"), "STOPPED");
   r = Ctr({"task", "delete", "survivor"});
   EXPECT_EQ(r.exit_code, 0) << r.err;

@@ -38,10 +38,9 @@ bool SendAll(int fd, absl::string_view data) {
   return true;
 }
 
-// The request frame for a call on stream `stream_id`.
-absl::StatusOr<std::string> RequestFrame(uint32_t stream_id, absl::string_view service,
-                                         absl::string_view method, absl::string_view payload,
-                                         const CallOptions& options) {
+// A call's encoded Request, within the frame limit.
+absl::StatusOr<std::string> EncodeCall(absl::string_view service, absl::string_view method,
+                                       absl::string_view payload, const CallOptions& options) {
   Request request{std::string(service), std::string(method), std::string(payload), 0,
                   options.metadata};
   if (options.timeout != absl::InfiniteDuration()) {
@@ -52,7 +51,7 @@ absl::StatusOr<std::string> RequestFrame(uint32_t stream_id, absl::string_view s
     return absl::ResourceExhaustedError(absl::StrCat("ttrpc request of ", encoded.size(),
                                                      " bytes is over the ", kMaxPayload, " limit"));
   }
-  return EncodeFrame(stream_id, kTypeRequest, encoded);
+  return encoded;
 }
 
 absl::StatusOr<std::string> ResultOf(absl::StatusOr<Response> response) {
@@ -91,34 +90,35 @@ absl::StatusOr<UniqueFd> Connect(absl::string_view address) {
 absl::StatusOr<std::string> CallOnce(absl::string_view address, absl::string_view service,
                                      absl::string_view method, absl::string_view payload,
                                      const CallOptions& options) {
+  BERTH_ASSIGN_OR_RETURN(std::string request, EncodeCall(service, method, payload, options));
   BERTH_ASSIGN_OR_RETURN(UniqueFd fd, Connect(address));
-  BERTH_ASSIGN_OR_RETURN(std::string frame, RequestFrame(1, service, method, payload, options));
   if (options.timeout != absl::InfiniteDuration()) {
     const timeval limit = absl::ToTimeval(options.timeout);
     ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
     ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
   }
-  if (!SendAll(fd.get(), frame)) {
+  if (!SendAll(fd.get(), EncodeFrame(1, kTypeRequest, request))) {
     if (errno == EAGAIN) return NoAnswer(service, method, options);
     return absl::UnavailableError(absl::StrCat("ttrpc send: ", std::strerror(errno)));
   }
   for (;;) {
     char header_bytes[kHeaderSize];
     std::string reply;
-    bool read = ReadFull(fd.get(), header_bytes, kHeaderSize);
+    errno = 0;  // a read that ends at EOF leaves it alone
+    if (!ReadFull(fd.get(), header_bytes, kHeaderSize)) break;
     FrameHeader header = DecodeHeader(header_bytes);
-    if (read && header.length <= kMaxPayload) {
-      reply.resize(header.length);
-      read = ReadFull(fd.get(), reply.data(), header.length);
+    if (header.length > kMaxPayload) {
+      return absl::UnavailableError(absl::StrCat("ttrpc answer of ", header.length,
+                                                 " bytes is over the ", kMaxPayload, " limit"));
     }
-    if (!read) {
-      if (errno == EAGAIN) return NoAnswer(service, method, options);
-      return absl::UnavailableError("ttrpc connection closed before the answer");
-    }
+    reply.resize(header.length);
+    if (!ReadFull(fd.get(), reply.data(), header.length)) break;
     if (header.type == kTypeResponse && header.stream_id == 1) {
       return ResultOf(DecodeResponse(reply));
     }
   }
+  if (errno == EAGAIN) return NoAnswer(service, method, options);
+  return absl::UnavailableError("ttrpc connection closed before the answer");
 }
 
 absl::StatusOr<std::unique_ptr<Client>> Client::Dial(absl::string_view address) {
@@ -170,6 +170,7 @@ void Client::ReadLoop() {
 
 absl::StatusOr<std::string> Client::Call(absl::string_view service, absl::string_view method,
                                          absl::string_view payload, const CallOptions& options) {
+  BERTH_ASSIGN_OR_RETURN(std::string request, EncodeCall(service, method, payload, options));
   auto pending = std::make_shared<Pending>();
   uint32_t stream_id;
   {
@@ -179,16 +180,15 @@ absl::StatusOr<std::string> Client::Call(absl::string_view service, absl::string
     next_stream_ += 2;
     pending_[stream_id] = pending;
   }
-  absl::StatusOr<std::string> frame = RequestFrame(stream_id, service, method, payload, options);
+  const std::string frame = EncodeFrame(stream_id, kTypeRequest, request);
   int send_error = 0;
-  if (frame.ok()) {
+  {
     std::lock_guard lock(write_mu_);
-    if (!SendAll(fd_.get(), *frame)) send_error = errno;
+    if (!SendAll(fd_.get(), frame)) send_error = errno;
   }
-  if (!frame.ok() || send_error != 0) {
+  if (send_error != 0) {
     std::lock_guard state(mu_);
     pending_.erase(stream_id);
-    if (!frame.ok()) return frame.status();
     return absl::UnavailableError(absl::StrCat("ttrpc send: ", std::strerror(send_error)));
   }
   std::unique_lock lock(mu_);

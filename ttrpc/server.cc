@@ -66,7 +66,9 @@ class Server::Connection {
       at += kHeaderSize + header.length;
     }
     in_.erase(0, at);
-    if (in_.capacity() > kReadChunk) in_.shrink_to_fit();  // after a large frame
+    // Once a large frame is consumed its buffer goes (not while one is still
+    // arriving: each read would then copy it again).
+    if (in_.empty() && in_.capacity() > kReadChunk) in_ = std::string();
     return true;
   }
 
