@@ -54,11 +54,12 @@ void RegisterBuiltins(Registry& registry) {
                      }});
   registry.Register({.type = kGcPlugin,
                      .id = "scheduler",
-                     .requires_types = {kMetadataPlugin},
+                     .requires_types = {kMetadataPlugin, kSnapshotPlugin},
                      .init = [](InitContext& ic) -> absl::StatusOr<std::any> {
                        BERTH_ASSIGN_OR_RETURN(auto db, ic.Get<store::Database>(kMetadataPlugin));
-                       return std::make_shared<store::GarbageCollector>(db->metadata, db->content,
-                                                                        kGcPeriod);
+                       return std::make_shared<store::GarbageCollector>(
+                           db->metadata, db->content,
+                           ic.GetAll<snapshotter::Snapshotter>(kSnapshotPlugin), kGcPeriod);
                      }});
   // Snapshotters: each keeps its layers and its own SQLite metadata under
   // <root>/io.containerd.snapshotter.v1.<id>, as containerd lays them out.

@@ -5,6 +5,8 @@
 // namespace never names, lists or removes another's snapshots. Errors from
 // the shared snapshotter quote stored keys; the prefix is taken out of them
 // again, so a client reads the key it sent.
+#include <optional>
+#include <string>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
@@ -12,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/synchronization/mutex.h"
+#include "base/identifiers.h"
 #include "base/status.h"
 #include "base/strings.h"
 #include "filters/filters.h"
@@ -25,7 +28,7 @@ using Backend = std::shared_ptr<Snapshotter>;
 class NamespacedSnapshotter final : public Snapshotter {
  public:
   NamespacedSnapshotter(Backend backend, absl::string_view ns)
-      : prefix_(absl::StrCat(ns, "/")), backend_(std::move(backend)) {}
+      : prefix_(StoredKey(ns, "")), backend_(std::move(backend)) {}
 
   absl::StatusOr<Info> Stat(absl::string_view key) override {
     BERTH_ASSIGN_OR_RETURN(Backend backend, Open(key));
@@ -155,6 +158,18 @@ class NamespacedSnapshotter final : public Snapshotter {
 
 std::unique_ptr<Snapshotter> InNamespace(std::shared_ptr<Snapshotter> backend, absl::string_view ns) {
   return std::make_unique<NamespacedSnapshotter>(std::move(backend), ns);
+}
+
+std::string StoredKey(absl::string_view ns, absl::string_view key) {
+  return absl::StrCat(ns, "/", key);
+}
+
+std::optional<NamespacedKey> SplitStoredKey(absl::string_view stored) {
+  const size_t slash = stored.find('/');
+  if (slash == absl::string_view::npos || slash + 1 == stored.size()) return std::nullopt;
+  absl::string_view ns = stored.substr(0, slash);
+  if (!identifiers::Validate(ns).ok()) return std::nullopt;
+  return NamespacedKey{std::string(ns), std::string(stored.substr(slash + 1))};
 }
 
 }  // namespace berth::snapshotter

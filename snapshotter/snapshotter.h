@@ -227,6 +227,17 @@ class InfoAdaptor final : public filters::Adaptor {
 // Close() lets go of `backend`, which closes once its last user does.
 std::unique_ptr<Snapshotter> InNamespace(std::shared_ptr<Snapshotter> backend, absl::string_view ns);
 
+// The key InNamespace stores for namespace `ns`'s `key`: "<ns>/<key>".
+std::string StoredKey(absl::string_view ns, absl::string_view key);
+
+// The namespace and key of a stored key, if a namespace made it (a valid
+// namespace before the first '/', a key after it).
+struct NamespacedKey {
+  std::string ns;
+  std::string key;
+};
+std::optional<NamespacedKey> SplitStoredKey(absl::string_view stored);
+
 // How overlay mounts are made on this host; ProbeOverlay finds out.
 struct OverlayOptions {
   // Pass "index=off": the inodes index (on by default on some kernels) ties

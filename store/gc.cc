@@ -1,5 +1,9 @@
 #include "store/gc.h"
 
+#include <optional>
+#include <utility>
+#include <vector>
+
 #include "base/log.h"
 #include "base/status.h"
 
@@ -7,8 +11,11 @@ namespace berth::store {
 
 GarbageCollector::GarbageCollector(std::shared_ptr<MetadataStore> metadata,
                                    std::shared_ptr<NamespacedContent> content,
-                                   absl::Duration period)
-    : metadata_(std::move(metadata)), content_(std::move(content)), period_(period) {
+                                   Snapshotters snapshotters, absl::Duration period)
+    : metadata_(std::move(metadata)),
+      content_(std::move(content)),
+      snapshotters_(std::move(snapshotters)),
+      period_(period) {
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -63,9 +70,50 @@ void GarbageCollector::Loop() {
   }
 }
 
+// Every namespace's snapshots, as the metadata store's mark takes them.
+absl::StatusOr<std::vector<SnapshotNode>> GarbageCollector::WalkSnapshots() {
+  std::vector<SnapshotNode> nodes;
+  for (const auto& [name, snapshots] : snapshotters_) {
+    BERTH_RETURN_IF_ERROR(snapshots->Walk([&](const snapshotter::Info& info) {
+      std::optional<snapshotter::NamespacedKey> key = snapshotter::SplitStoredKey(info.name);
+      // Not made through a namespace: not the collector's to judge.
+      if (!key.has_value()) return absl::OkStatus();
+      SnapshotNode& node = nodes.emplace_back();
+      node.ref = {std::move(key->ns), name, std::move(key->key)};
+      if (std::optional<snapshotter::NamespacedKey> parent =
+              snapshotter::SplitStoredKey(info.parent)) {
+        node.parent = std::move(parent->key);
+      }
+      node.labels = info.labels;
+      return absl::OkStatus();
+    }));
+  }
+  return nodes;
+}
+
+// The part of a collection that must see the snapshots hold still.
+absl::StatusOr<GcResult> GarbageCollector::CollectHoldingReferences(absl::Time now) {
+  absl::MutexLock hold(&snapshot_references_);
+  BERTH_ASSIGN_OR_RETURN(std::vector<SnapshotNode> snapshots, WalkSnapshots());
+  BERTH_ASSIGN_OR_RETURN(GcResult result, metadata_->CollectGarbage(now, snapshots));
+  for (const SnapshotRef& ref : result.unreferenced_snapshots) {
+    absl::Status removed =
+        snapshotters_.at(ref.snapshotter)->Remove(snapshotter::StoredKey(ref.ns, ref.key));
+    // Removed meanwhile by its owner: that is all right.
+    if (!removed.ok() && !absl::IsNotFound(removed)) {
+      log::Warn("removing an unreferenced snapshot failed",
+                {{"namespace", ref.ns},
+                 {"snapshotter", ref.snapshotter},
+                 {"key", ref.key},
+                 {"error", removed.message()}});
+    }
+  }
+  return result;
+}
+
 absl::Status GarbageCollector::CollectOnce() {
   absl::Time start = absl::Now();
-  BERTH_ASSIGN_OR_RETURN(GcResult result, metadata_->CollectGarbage(start));
+  BERTH_ASSIGN_OR_RETURN(GcResult result, CollectHoldingReferences(start));
   BERTH_RETURN_IF_ERROR(content_->RemoveUnreferencedBlobs(result.unreferenced_digests));
   for (const auto& [ns, ref] : result.expired_ingests) {
     absl::Status aborted = content_->Abort(ns, ref);
@@ -77,6 +125,7 @@ absl::Status GarbageCollector::CollectOnce() {
   }
   log::Debug("garbage collected",
              {{"content", result.removed_content.size()},
+              {"snapshots", result.unreferenced_snapshots.size()},
               {"leases", result.removed_leases.size()},
               {"blobs", result.unreferenced_digests.size()},
               {"duration", absl::FormatDuration(absl::Now() - start)}});

@@ -2,11 +2,12 @@
 // the disk work that follows it.
 //
 // At start, it removes the blobs a crash left on disk with no record. Then
-// a collection asks the metadata store to sweep what nothing references (it
-// marks from images, containers, live leases and content labelled
-// containerd.io/gc.root, following containerd.io/gc.ref.* labels), then
-// removes the blobs no namespace records any more and aborts the ingests
-// that only expired leases held. Collections run on one background thread:
+// a collection walks the snapshotters and asks the metadata store to sweep
+// what nothing references (it marks from images, live leases, content and
+// snapshots labelled containerd.io/gc.root, following containerd.io/gc.ref.*
+// labels and snapshot parents), then removes the snapshots and the blobs
+// nothing refers to any more and aborts the ingests that only expired leases
+// held. Collections run on one background thread:
 // soon after something is deleted (Schedule), periodically (so expired leases
 // go even when nothing else happens), and on demand for deletions that ask to
 // wait (Collect, as containerd's `sync` does).
@@ -14,12 +15,16 @@
 #define BERTH_STORE_GC_H_
 
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "snapshotter/snapshotter.h"
 #include "store/metadata.h"
 #include "store/namespaced_content.h"
 
@@ -27,10 +32,15 @@ namespace berth::store {
 
 class GarbageCollector {
  public:
+  // The snapshotters by name ("overlayfs", "native"), shared by all
+  // namespaces (keys as snapshotter::InNamespace stores them).
+  using Snapshotters = std::map<std::string, std::shared_ptr<snapshotter::Snapshotter>>;
+
   // Starts the collector's thread; the first periodic run is one `period`
   // after start.
   GarbageCollector(std::shared_ptr<MetadataStore> metadata,
-                   std::shared_ptr<NamespacedContent> content, absl::Duration period);
+                   std::shared_ptr<NamespacedContent> content, Snapshotters snapshotters,
+                   absl::Duration period);
   // Stops the thread, finishing a collection in progress.
   ~GarbageCollector();
   GarbageCollector(const GarbageCollector&) = delete;
@@ -43,13 +53,27 @@ class GarbageCollector {
   // its status.
   absl::Status Collect();
 
+  // Held shared (absl::ReaderMutexLock) around anything that creates,
+  // commits or relabels a snapshot, with the lease or label that keeps it:
+  // a collection holds it from its walk of the snapshotters until it has
+  // removed what it found unreferenced, so no snapshot made or referred to
+  // meanwhile is taken for garbage.
+  absl::Mutex& snapshot_references() ABSL_LOCK_RETURNED(snapshot_references_) {
+    return snapshot_references_;
+  }
+
  private:
   void Loop();
   absl::Status CollectOnce();
+  absl::StatusOr<GcResult> CollectHoldingReferences(absl::Time now);
+  absl::StatusOr<std::vector<SnapshotNode>> WalkSnapshots();
 
   const std::shared_ptr<MetadataStore> metadata_;
   const std::shared_ptr<NamespacedContent> content_;
+  const Snapshotters snapshotters_;
   const absl::Duration period_;
+
+  absl::Mutex snapshot_references_;
 
   absl::Mutex mu_;
   uint64_t requested_ ABSL_GUARDED_BY(mu_) = 0;  // collections asked for

@@ -76,6 +76,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 
 namespace berth::store {
 
@@ -104,7 +105,7 @@ struct ContentRecord {
   //    or `…content/<name>` = a digest: this record keeps the namespace's
   //    record of that digest (if any) alive;
   //  - `containerd.io/gc.ref.snapshot.<snapshotter>[/<name>]` = a snapshot
-  //    key: reported in GcResult::live_snapshots.
+  //    key: this record keeps the namespace's snapshot of that key alive.
   std::map<std::string, std::string> labels;
 
   friend bool operator==(const ContentRecord&, const ContentRecord&) = default;
@@ -182,13 +183,25 @@ struct NamespacedId {
   friend auto operator<=>(const NamespacedId&, const NamespacedId&) = default;
 };
 
-// A snapshot something live refers to.
+// One namespace's snapshot in one snapshotter.
 struct SnapshotRef {
   std::string ns;
   std::string snapshotter;
   std::string key;
 
   friend auto operator<=>(const SnapshotRef&, const SnapshotRef&) = default;
+};
+
+// A snapshot as garbage collection sees it. The snapshotters keep snapshots
+// in databases of their own, so the collector hands them in.
+struct SnapshotNode {
+  SnapshotRef ref;
+  // The parent's key (same namespace and snapshotter), "" for none.
+  std::string parent;
+  // Those that steer collection, as on content records: `containerd.io/
+  // gc.root`, `containerd.io/gc.ref.content[.|/<name>]` and
+  // `containerd.io/gc.ref.snapshot.<snapshotter>[/<name>]`.
+  std::map<std::string, std::string> labels;
 };
 
 // What one garbage collection did, and what is left for the caller. Every
@@ -207,9 +220,9 @@ struct GcResult {
   // same namespace: the caller aborts these ingests (Berth goes beyond
   // containerd here, whose expired ingests linger until their own expiry).
   std::vector<NamespacedId> expired_ingests;
-  // Snapshots that live content labels or remaining leases refer to. Nothing
-  // collects snapshots yet; this is what a snapshot sweep must keep.
-  std::vector<SnapshotRef> live_snapshots;
+  // Snapshots handed in that nothing live refers to, each before its parent
+  // (not sorted): the caller removes these, in this order.
+  std::vector<SnapshotRef> unreferenced_snapshots;
 };
 
 class MetadataStore {
@@ -378,17 +391,22 @@ class MetadataStore {
   // (readers are not blocked; other writers wait for it).
   //
   // Marked (live): content records labelled `containerd.io/gc.root`, records
-  // whose digest an unexpired lease of the same namespace holds, and,
-  // transitively, records of the same namespace whose digest a live
-  // record's `containerd.io/gc.ref.content[.|/<name>]` label names. A lease
-  // labelled `containerd.io/gc.flat` keeps its own records but not what
-  // they reference. A lease has expired when its `containerd.io/gc.expire`
-  // time is before `now`.
+  // whose digest an image targets or an unexpired lease of the same
+  // namespace holds; snapshots of `snapshots` labelled `containerd.io/
+  // gc.root` or held by such a lease; and, transitively, what a live record
+  // or snapshot refers to in its namespace: a snapshot's parent, and what
+  // its `containerd.io/gc.ref.content[.|/<name>]` and `containerd.io/gc.ref.
+  // snapshot.<snapshotter>[/<name>]` labels name. A lease labelled
+  // `containerd.io/gc.flat` keeps its own records but not what they
+  // reference. A lease has expired when its `containerd.io/gc.expire` time
+  // is before `now`.
   //
   // Swept: expired leases (their resources with them), then every content
   // record not marked. Returns what was removed and what the caller must do
-  // about blobs and ingests (see GcResult). Nothing changes on error.
-  virtual absl::StatusOr<GcResult> CollectGarbage(absl::Time now) = 0;
+  // about blobs, ingests and the snapshots not marked (see GcResult).
+  // Nothing changes on error.
+  virtual absl::StatusOr<GcResult> CollectGarbage(absl::Time now,
+                                                  absl::Span<const SnapshotNode> snapshots) = 0;
 
   // ---- Images ----
   //

@@ -6,12 +6,15 @@
 // The mark is one recursive query, so SQLite walks the reference graph
 // inside its B-trees instead of the daemon issuing a lookup per edge.
 #include <algorithm>
+#include <functional>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
 #include <string_view>
 #include <utility>
 
+#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "base/status.h"
@@ -27,7 +30,8 @@ using sqlite::Statement;
 // The SQL below spells these labels out.
 static_assert(std::string_view(kLabelGcRoot) == "containerd.io/gc.root");
 static_assert(std::string_view(kLabelGcFlat) == "containerd.io/gc.flat");
-constexpr std::string_view kSnapshotRefPrefix = "containerd.io/gc.ref.snapshot.";
+constexpr absl::string_view kSnapshotRefPrefix = "containerd.io/gc.ref.snapshot.";
+constexpr absl::string_view kContentRefLabel = "containerd.io/gc.ref.content";
 constexpr std::string_view kSnapshotResourcePrefix = "snapshots/";
 
 // Content records live whatever else refers to them, each query yielding
@@ -35,6 +39,9 @@ constexpr std::string_view kSnapshotResourcePrefix = "snapshots/";
 constexpr const char* kContentRoots[] = {
     // Labelled containerd.io/gc.root, whatever the value (as containerd).
     "SELECT blob FROM blob_labels WHERE key = 'containerd.io/gc.root'",
+    // Named by a live snapshot's labels.
+    R"sql(SELECT b.id FROM temp.gc_snapshot_content AS s
+          JOIN blobs AS b ON b.namespace = s.namespace AND b.digest = s.digest)sql",
     // An image's target.
     R"sql(SELECT b.id FROM images AS i
           JOIN blobs AS b ON b.namespace = i.namespace AND b.digest = i.target_digest)sql",
@@ -80,11 +87,24 @@ std::string MarkSql() {
     INSERT INTO temp.gc_live (id, followed) SELECT id, 1 FROM live)sql");
 }
 
-absl::Status Mark(Db& db) {
+// Marks content into temp.gc_live, `from_snapshots` (namespace, digest)
+// being roots too: what live snapshots' labels name.
+absl::Status Mark(Db& db, const std::set<NamespacedId>& from_snapshots) {
   // Per connection and in memory (temp_store); emptied before and after use.
   BERTH_RETURN_IF_ERROR(db.Exec(R"sql(
       CREATE TEMP TABLE IF NOT EXISTS gc_live (id INTEGER PRIMARY KEY, followed INTEGER NOT NULL);
-      DELETE FROM temp.gc_live)sql"));
+      CREATE TEMP TABLE IF NOT EXISTS gc_snapshot_content (
+          namespace TEXT NOT NULL, digest TEXT NOT NULL, PRIMARY KEY (namespace, digest));
+      DELETE FROM temp.gc_live;
+      DELETE FROM temp.gc_snapshot_content)sql"));
+  BERTH_ASSIGN_OR_RETURN(Statement insert,
+                         db.Prepare("INSERT INTO temp.gc_snapshot_content VALUES (?1, ?2)"));
+  for (const NamespacedId& content : from_snapshots) {
+    BERTH_RETURN_IF_ERROR(insert.Reset());
+    BERTH_RETURN_IF_ERROR(insert.Bind(1, content.ns));
+    BERTH_RETURN_IF_ERROR(insert.Bind(2, content.id));
+    BERTH_RETURN_IF_ERROR(insert.Step().status());
+  }
   static const std::string* const kMark = new std::string(MarkSql());
   BERTH_RETURN_IF_ERROR(db.Exec(*kMark));
   return db.Exec(kFlatRoots);
@@ -160,10 +180,27 @@ absl::StatusOr<std::vector<std::string>> Unreferenced(Db& db,
   return out;
 }
 
-// Snapshots named by followed live records' `containerd.io/gc.ref.snapshot.
-// <snapshotter>[/<name>]` labels and by the remaining leases' resources.
-absl::StatusOr<std::vector<SnapshotRef>> LiveSnapshots(Db& db) {
-  std::set<SnapshotRef> live;
+// The snapshotter a `containerd.io/gc.ref.snapshot.<snapshotter>[/<name>]`
+// label key names; nullopt for other keys, and for an empty snapshotter (no
+// snapshotter has that name, so such a label refers to nothing).
+std::optional<absl::string_view> SnapshotRefLabel(absl::string_view key) {
+  if (!absl::ConsumePrefix(&key, kSnapshotRefPrefix)) return std::nullopt;
+  key = key.substr(0, key.find('/'));
+  if (key.empty()) return std::nullopt;
+  return key;
+}
+
+// Whether `key` is `containerd.io/gc.ref.content`, `….content.<name>` or
+// `….content/<name>`: MarkSql's test, for snapshot labels.
+bool IsContentRefLabel(absl::string_view key) {
+  if (!absl::ConsumePrefix(&key, kContentRefLabel)) return false;
+  return key.empty() || key[0] == '.' || key[0] == '/';
+}
+
+// Snapshots named by followed live records' snapshot reference labels and
+// by the remaining leases' resources.
+absl::StatusOr<std::vector<SnapshotRef>> ReferencedSnapshots(Db& db) {
+  std::vector<SnapshotRef> out;
   BERTH_ASSIGN_OR_RETURN(Statement labelled, db.Prepare(R"sql(
       SELECT b.namespace, l.key, l.value FROM temp.gc_live AS g
       JOIN blob_labels AS l ON l.blob = g.id
@@ -174,11 +211,9 @@ absl::StatusOr<std::vector<SnapshotRef>> LiveSnapshots(Db& db) {
     BERTH_ASSIGN_OR_RETURN(bool row, labelled.Step());
     if (!row) break;
     std::string key = labelled.ColumnText(1);
-    absl::string_view snapshotter = absl::string_view(key).substr(kSnapshotRefPrefix.size());
-    snapshotter = snapshotter.substr(0, snapshotter.find('/'));
-    // No snapshotter has an empty name: such a label refers to nothing.
-    if (snapshotter.empty()) continue;
-    live.insert({labelled.ColumnText(0), std::string(snapshotter), labelled.ColumnText(2)});
+    std::optional<absl::string_view> snapshotter = SnapshotRefLabel(key);
+    if (!snapshotter.has_value()) continue;
+    out.push_back({labelled.ColumnText(0), std::string(*snapshotter), labelled.ColumnText(2)});
   }
   BERTH_ASSIGN_OR_RETURN(Statement leased, db.Prepare(R"sql(
       SELECT l.namespace, r.type, r.resource FROM lease_resources AS r
@@ -187,25 +222,110 @@ absl::StatusOr<std::vector<SnapshotRef>> LiveSnapshots(Db& db) {
   while (true) {
     BERTH_ASSIGN_OR_RETURN(bool row, leased.Step());
     if (!row) break;
-    live.insert({leased.ColumnText(0), leased.ColumnText(1).substr(kSnapshotResourcePrefix.size()),
-                 leased.ColumnText(2)});
+    out.push_back({leased.ColumnText(0), leased.ColumnText(1).substr(kSnapshotResourcePrefix.size()),
+                   leased.ColumnText(2)});
   }
-  return std::vector<SnapshotRef>(live.begin(), live.end());
+  return out;
 }
+
+// The snapshots' side of the mark, in memory (the snapshotters keep them in
+// databases of their own). A snapshot keeps its parent — it is nothing
+// without it — and what its labels name.
+class SnapshotMark {
+ public:
+  explicit SnapshotMark(absl::Span<const SnapshotNode> nodes)
+      : nodes_(nodes), marked_(nodes.size(), false) {
+    for (size_t i = 0; i < nodes.size(); ++i) index_.emplace(nodes[i].ref, i);
+  }
+
+  void MarkRoots() {
+    for (const SnapshotNode& node : nodes_) {
+      if (node.labels.count(kLabelGcRoot) > 0) Mark(node.ref);
+    }
+  }
+
+  // Marks `ref`'s snapshot, if it was handed in, and what it refers to.
+  void Mark(const SnapshotRef& ref) {
+    std::vector<SnapshotRef> pending = {ref};
+    while (!pending.empty()) {
+      auto found = index_.find(pending.back());
+      pending.pop_back();
+      if (found == index_.end() || marked_[found->second]) continue;
+      marked_[found->second] = true;
+      const SnapshotNode& node = nodes_[found->second];
+      if (!node.parent.empty()) pending.push_back({node.ref.ns, node.ref.snapshotter, node.parent});
+      for (const auto& [key, value] : node.labels) {
+        if (IsContentRefLabel(key)) {
+          content_.insert({node.ref.ns, value});
+        } else if (std::optional<absl::string_view> snapshotter = SnapshotRefLabel(key)) {
+          pending.push_back({node.ref.ns, std::string(*snapshotter), value});
+        }
+      }
+    }
+  }
+
+  // Content the marked snapshots' labels name (namespace, digest).
+  const std::set<NamespacedId>& content() const { return content_; }
+
+  // The snapshots not marked, each before its parent: deepest first. (A
+  // marked snapshot's parent is marked, so no unmarked one has a marked
+  // child.)
+  std::vector<SnapshotRef> Unmarked() const {
+    std::vector<std::pair<size_t, size_t>> by_depth;  // (depth, node)
+    for (size_t i = 0; i < nodes_.size(); ++i) {
+      if (!marked_[i]) by_depth.emplace_back(Depth(i), i);
+    }
+    std::sort(by_depth.begin(), by_depth.end(), std::greater<>());
+    std::vector<SnapshotRef> out;
+    for (const auto& [depth, i] : by_depth) out.push_back(nodes_[i].ref);
+    return out;
+  }
+
+ private:
+  // Ancestors handed in, bounded by their number (a parent loop in bad
+  // input must not hang the collector).
+  size_t Depth(size_t i) const {
+    size_t depth = 0;
+    for (const SnapshotNode* node = &nodes_[i]; !node->parent.empty() && depth < nodes_.size();
+         ++depth) {
+      auto parent = index_.find({node->ref.ns, node->ref.snapshotter, node->parent});
+      if (parent == index_.end()) break;
+      node = &nodes_[parent->second];
+    }
+    return depth;
+  }
+
+  const absl::Span<const SnapshotNode> nodes_;
+  std::map<SnapshotRef, size_t> index_;
+  std::vector<bool> marked_;
+  std::set<NamespacedId> content_;
+};
 
 }  // namespace
 
-absl::StatusOr<GcResult> SqliteMetadataStore::CollectGarbage(absl::Time now) {
+absl::StatusOr<GcResult> SqliteMetadataStore::CollectGarbage(
+    absl::Time now, absl::Span<const SnapshotNode> snapshots) {
   const int64_t now_nanos = ToNanos(now);
   return Write([&](Db& db) -> absl::StatusOr<GcResult> {
     GcResult result;
     BERTH_ASSIGN_OR_RETURN(result.expired_ingests, ExpiredIngests(db, now_nanos));
     BERTH_ASSIGN_OR_RETURN(result.removed_leases, DeleteExpiredLeases(db, now_nanos));
-    BERTH_RETURN_IF_ERROR(Mark(db));
-    BERTH_ASSIGN_OR_RETURN(result.live_snapshots, LiveSnapshots(db));
+    // Content and snapshots refer to each other: mark both until the
+    // snapshots name no content not yet a root. Both marks only grow, and
+    // almost always one round does (snapshot labels rarely name content).
+    SnapshotMark snapshot_mark(snapshots);
+    snapshot_mark.MarkRoots();
+    while (true) {
+      const size_t content_roots = snapshot_mark.content().size();
+      BERTH_RETURN_IF_ERROR(Mark(db, snapshot_mark.content()));
+      BERTH_ASSIGN_OR_RETURN(std::vector<SnapshotRef> referenced, ReferencedSnapshots(db));
+      for (const SnapshotRef& ref : referenced) snapshot_mark.Mark(ref);
+      if (snapshot_mark.content().size() == content_roots) break;
+    }
+    result.unreferenced_snapshots = snapshot_mark.Unmarked();
     BERTH_ASSIGN_OR_RETURN(result.removed_content, SweepContent(db));
     BERTH_ASSIGN_OR_RETURN(result.unreferenced_digests, Unreferenced(db, result.removed_content));
-    BERTH_RETURN_IF_ERROR(db.Exec("DELETE FROM temp.gc_live"));
+    BERTH_RETURN_IF_ERROR(db.Exec("DELETE FROM temp.gc_live; DELETE FROM temp.gc_snapshot_content"));
     return result;
   });
 }

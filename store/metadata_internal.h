@@ -190,7 +190,8 @@ class SqliteMetadataStore final : public MetadataStore {
   absl::StatusOr<std::vector<LeaseResource>> ListLeaseResources(absl::string_view ns,
                                                                 absl::string_view id) override;
 
-  absl::StatusOr<GcResult> CollectGarbage(absl::Time now) override;
+  absl::StatusOr<GcResult> CollectGarbage(absl::Time now,
+                                          absl::Span<const SnapshotNode> snapshots) override;
 
  private:
   // `fn(db)` inside one read transaction (one consistent snapshot) on a

@@ -734,10 +734,13 @@ class MetadataTest : public NamespaceTest {
     return all.ok() ? *all : std::vector<LeaseResource>{};
   }
 
-  GcResult Collect(absl::Time now = absl::Now()) {
-    absl::StatusOr<GcResult> result = store_->CollectGarbage(now);
+  GcResult Collect(absl::Time now = absl::Now(), const std::vector<SnapshotNode>& snapshots = {}) {
+    absl::StatusOr<GcResult> result = store_->CollectGarbage(now, snapshots);
     EXPECT_THAT(result, IsOk());
     return result.ok() ? *std::move(result) : GcResult{};
+  }
+  GcResult Collect(const std::vector<SnapshotNode>& snapshots) {
+    return Collect(absl::Now(), snapshots);
   }
 };
 
@@ -1419,7 +1422,7 @@ TEST_F(GcTest, EmptyStoreCollectsNothing) {
   EXPECT_THAT(result.removed_leases, IsEmpty());
   EXPECT_THAT(result.unreferenced_digests, IsEmpty());
   EXPECT_THAT(result.expired_ingests, IsEmpty());
-  EXPECT_THAT(result.live_snapshots, IsEmpty());
+  EXPECT_THAT(result.unreferenced_snapshots, IsEmpty());
 }
 
 TEST_F(GcTest, UnreferencedContentIsSwept) {
@@ -1697,12 +1700,34 @@ TEST_F(GcTest, FlatLeaseKeepsOnlyItsOwnContent) {
   ASSERT_THAT(NewLease("prod", "deep"), IsOk());
   ASSERT_THAT(store_->AddLeaseResource("prod", "flat", {"content", Digest(1)}), IsOk());
   ASSERT_THAT(store_->AddLeaseResource("prod", "deep", {"content", Digest(1)}), IsOk());
-  GcResult result = Collect();
+  GcResult result = Collect({{{"dev", "overlayfs", "from-flat"}, "", {}}});
   EXPECT_EQ(result.removed_content, (std::vector<NamespacedId>{{"dev", Digest(2)}}));
-  EXPECT_THAT(result.live_snapshots, IsEmpty());
+  EXPECT_EQ(result.unreferenced_snapshots,
+            (std::vector<SnapshotRef>{{"dev", "overlayfs", "from-flat"}}));
 }
 
-TEST_F(GcTest, ReportsTheSnapshotsLiveThingsReferTo) {
+// Whether every snapshot of `removed` comes before its parent, if that is
+// removed too.
+bool EachBeforeItsParent(const std::vector<SnapshotRef>& removed,
+                         const std::vector<SnapshotNode>& nodes) {
+  for (const SnapshotNode& node : nodes) {
+    auto self = std::find(removed.begin(), removed.end(), node.ref);
+    auto parent = std::find(removed.begin(), removed.end(),
+                            SnapshotRef{node.ref.ns, node.ref.snapshotter, node.parent});
+    if (self != removed.end() && parent != removed.end() && parent < self) return false;
+  }
+  return true;
+}
+
+std::vector<SnapshotRef> Sorted(std::vector<SnapshotRef> refs) {
+  std::sort(refs.begin(), refs.end());
+  return refs;
+}
+
+// Content labels and leases keep snapshots, each with its parents, in its
+// own namespace and snapshotter only; everything else is reported for
+// removal, children before parents.
+TEST_F(GcTest, SnapshotsLiveThingsReferToAreKeptWithTheirParents) {
   ASSERT_THAT(Add("dev", Digest(1), {{"containerd.io/gc.root", "1"},
                                       {"containerd.io/gc.ref.snapshot.overlayfs", "sha256:chain1"},
                                       {"containerd.io/gc.ref.snapshot.native/extra", "k2"},
@@ -1711,15 +1736,79 @@ TEST_F(GcTest, ReportsTheSnapshotsLiveThingsReferTo) {
   ASSERT_THAT(Add("dev", Digest(2), {{"containerd.io/gc.ref.snapshot.overlayfs", "swept"}}), IsOk());
   ASSERT_THAT(NewLease("prod", "l"), IsOk());
   ASSERT_THAT(store_->AddLeaseResource("prod", "l", {"snapshots/overlayfs", "active-1"}), IsOk());
-  ASSERT_THAT(store_->AddLeaseResource("prod", "l", {"snapshots/overlayfs", "sha256:chain1"}),
+  const std::vector<SnapshotNode> nodes = {
+      {{"dev", "overlayfs", "sha256:chain0"}, "", {}},
+      {{"dev", "overlayfs", "sha256:chain1"}, "sha256:chain0", {}},
+      {{"dev", "overlayfs", "swept"}, "sha256:chain1", {}},
+      {{"dev", "overlayfs", "no-snapshotter"}, "", {}},
+      {{"dev", "native", "k2"}, "", {}},
+      {{"dev", "native", "sha256:chain1"}, "", {}},
+      {{"prod", "overlayfs", "sha256:chain0"}, "", {}},
+      {{"prod", "overlayfs", "sha256:chain1"}, "sha256:chain0", {}},
+      {{"prod", "overlayfs", "active-1"}, "sha256:chain1", {}},
+      {{"prod", "overlayfs", "view-1"}, "sha256:chain1", {}},
+      {{"prod", "overlayfs", "view-2"}, "view-1", {}},
+  };
+  GcResult result = Collect(nodes);
+  EXPECT_EQ(Sorted(result.unreferenced_snapshots), (std::vector<SnapshotRef>{
+                                                       {"dev", "native", "sha256:chain1"},
+                                                       {"dev", "overlayfs", "no-snapshotter"},
+                                                       {"dev", "overlayfs", "swept"},
+                                                       {"prod", "overlayfs", "view-1"},
+                                                       {"prod", "overlayfs", "view-2"},
+                                                   }));
+  EXPECT_TRUE(EachBeforeItsParent(result.unreferenced_snapshots, nodes));
+
+  // With the lease gone, prod's whole chain goes, the leaf first.
+  ASSERT_THAT(store_->DeleteLease("prod", "l"), IsOk());
+  result = Collect(nodes);
+  EXPECT_EQ(result.unreferenced_snapshots.size(), 3u + 5u);
+  EXPECT_TRUE(EachBeforeItsParent(result.unreferenced_snapshots, nodes));
+}
+
+// A snapshot labelled containerd.io/gc.root is a root; what its labels name
+// is live, content and snapshots alike, and so is what that content names
+// in turn — however many times the walk crosses between the two.
+TEST_F(GcTest, SnapshotRootsAndTheirReferencesAcrossContent) {
+  ASSERT_THAT(Add("dev", Digest(1), {{"containerd.io/gc.ref.content", Digest(2)},
+                                      {"containerd.io/gc.ref.snapshot.native", "from-content"}}),
               IsOk());
-  GcResult result = Collect();
-  EXPECT_EQ(result.live_snapshots, (std::vector<SnapshotRef>{
-                                       {"dev", "native", "k2"},
-                                       {"dev", "overlayfs", "sha256:chain1"},
-                                       {"prod", "overlayfs", "active-1"},
-                                       {"prod", "overlayfs", "sha256:chain1"},
-                                   }));
+  ASSERT_THAT(Add("dev", Digest(2)), IsOk());
+  ASSERT_THAT(Add("dev", Digest(3)), IsOk());
+  ASSERT_THAT(Add("dev", Digest(4)), IsOk());
+  ASSERT_THAT(Add("prod", Digest(1)), IsOk());
+  const std::vector<SnapshotNode> nodes = {
+      {{"dev", "overlayfs", "base"}, "", {}},
+      {{"dev", "overlayfs", "rooted"},
+       "base",
+       {{"containerd.io/gc.root", ""},
+        {"containerd.io/gc.ref.content.config", Digest(1)},
+        {"containerd.io/gc.ref.snapshot.overlayfs/x", "named"}}},
+      {{"dev", "overlayfs", "named"}, "", {}},
+      // Reached only through content the root names: a second round.
+      {{"dev", "native", "from-content"}, "", {{"containerd.io/gc.ref.content/y", Digest(3)}}},
+      {{"dev", "native", "unnamed"}, "", {{"containerd.io/gc.ref.content", Digest(4)}}},
+  };
+  GcResult result = Collect(nodes);
+  EXPECT_EQ(result.unreferenced_snapshots,
+            (std::vector<SnapshotRef>{{"dev", "native", "unnamed"}}));
+  EXPECT_EQ(result.removed_content,
+            (std::vector<NamespacedId>{{"dev", Digest(4)}, {"prod", Digest(1)}}));
+}
+
+// Parents that loop (no snapshotter makes them, but the collector must not
+// hang on them) are reported like any others.
+TEST_F(GcTest, ASnapshotParentLoopEnds) {
+  const std::vector<SnapshotNode> nodes = {
+      {{"dev", "overlayfs", "a"}, "b", {}},
+      {{"dev", "overlayfs", "b"}, "a", {}},
+      {{"dev", "overlayfs", "c"}, "missing", {}},
+  };
+  EXPECT_EQ(Sorted(Collect(nodes).unreferenced_snapshots), (std::vector<SnapshotRef>{
+                                                               {"dev", "overlayfs", "a"},
+                                                               {"dev", "overlayfs", "b"},
+                                                               {"dev", "overlayfs", "c"},
+                                                           }));
 }
 
 // ===================== readers beside the writer =====================
@@ -1835,7 +1924,7 @@ TEST_F(ConcurrencyTest, CollectingTenThousandRecordsDoesNotBlockReaders) {
     });
     reading.WaitForNotification();
     const absl::Time gc_start = absl::Now();
-    absl::StatusOr<GcResult> result = store.CollectGarbage(absl::Now());
+    absl::StatusOr<GcResult> result = store.CollectGarbage(absl::Now(), {});
     const absl::Time gc_end = absl::Now();
     collected = true;
     reader.join();

@@ -700,6 +700,67 @@ TEST_P(ApiTest, NamespaceWithSnapshotsCannotBeDeleted) {
   EXPECT_THAT(Ctr({"namespaces", "ls", "-q"}).out, Not(HasSubstr("busy")));
 }
 
+// The keys of the committed snapshots in a `ctr snapshots ls` listing.
+std::vector<std::string> CommittedSnapshots(const std::string& listing) {
+  std::vector<std::string> keys;
+  for (absl::string_view line : absl::StrSplit(listing, '\n')) {
+    if (absl::StrContains(line, "Committed")) keys.emplace_back(line.substr(0, line.find(' ')));
+  }
+  return keys;
+}
+
+// Garbage collection takes the snapshots nothing refers to: an image's
+// layers go with the image, unless a snapshot labelled containerd.io/
+// gc.root sits on them; an unlabelled one goes; the layers' directories
+// leave the disk.
+TEST_P(ApiTest, CollectionTakesTheSnapshotsNothingRefersTo) {
+  TempDir dir;
+  const std::string archive = dir.path() + "/busybox.tar";
+  CommandResult r = MakeImageArchive("oci", archive, "docker.io/library/busybox:latest");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = Ctr({"images", "import", archive});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  Collect();
+  // The image holds its layers through the label ctr set on its config.
+  const std::vector<std::string> layers = CommittedSnapshots(Ctr({"snapshots", "ls"}).out);
+  ASSERT_FALSE(layers.empty());
+  const std::string top = layers.back();
+
+  // ctr labels what it prepares containerd.io/gc.root; "loose" loses it.
+  ASSERT_EQ(Ctr({"snapshots", "prepare", "rooted", top}).exit_code, 0);
+  EXPECT_THAT(Ctr({"snapshots", "info", "rooted"}).out, HasSubstr("containerd.io/gc.root"));
+  ASSERT_EQ(Ctr({"snapshots", "prepare", "loose", top}).exit_code, 0);
+  ASSERT_EQ(Ctr({"-n", "other", "snapshots", "prepare", "loose"}).exit_code, 0);
+  for (const std::string ns : {"default", "other"}) {
+    ASSERT_EQ(Ctr({"-n", ns, "snapshots", "label", "loose", "containerd.io/gc.root="}).exit_code, 0);
+  }
+  ASSERT_EQ(Ctr({"images", "rm", "--sync", "docker.io/library/busybox:latest"}).exit_code, 0);
+  r = Ctr({"snapshots", "ls"});
+  EXPECT_THAT(r.out, HasSubstr("rooted"));
+  EXPECT_THAT(r.out, Not(HasSubstr("loose")));
+  EXPECT_EQ(CommittedSnapshots(r.out), layers) << "the rooted snapshot keeps its parents";
+  EXPECT_THAT(Ctr({"-n", "other", "snapshots", "ls"}).out, Not(HasSubstr("loose")))
+      << "a collection in one namespace is a collection in all";
+
+  // Without its label the rooted snapshot goes, and its parents with it.
+  ASSERT_EQ(Ctr({"snapshots", "label", "rooted", "containerd.io/gc.root="}).exit_code, 0);
+  Collect();
+  EXPECT_THAT(Ctr({"snapshots", "ls"}).out, Not(HasSubstr("rooted")));
+  EXPECT_THAT(CommittedSnapshots(Ctr({"snapshots", "ls"}).out), ::testing::IsEmpty());
+  const std::string snapshots_dir =
+      daemon_.root() + "/io.containerd.snapshotter.v1.overlayfs/snapshots";
+  // Both daemons delete the directories after the call that collects.
+  std::string left;
+  for (int i = 0; i < 100; ++i) {
+    r = RunCommand({"ls", "-A", snapshots_dir});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    left = r.out;
+    if (left.empty()) break;
+    ::usleep(50'000);
+  }
+  EXPECT_EQ(left, "") << "directories of collected snapshots";
+}
+
 // An OCI archive built in the test, imported without unpacking: the image
 // and its blobs are listed and complete, can be labelled, tagged, exported
 // and removed, and its content goes with the last image that held it.

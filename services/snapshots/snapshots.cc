@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "base/log.h"
 #include "base/status.h"
 #include "base/strings.h"
@@ -15,6 +16,7 @@
 #include "github.com/containerd/containerd/api/services/snapshots/v1/snapshots.grpc.pb.h"
 #include "services/edge.h"
 #include "snapshotter/snapshotter.h"
+#include "store/gc.h"
 #include "store/namespaced_content.h"
 
 namespace berth::services::snapshots {
@@ -70,10 +72,12 @@ struct Target {
 class Service final : public api::Snapshots::CallbackService, public daemon::GrpcService {
  public:
   Service(std::map<std::string, std::shared_ptr<Snapshotter>> snapshotters,
-          std::shared_ptr<store::MetadataStore> metadata, std::shared_ptr<events::Exchange> exchange)
+          std::shared_ptr<store::MetadataStore> metadata, std::shared_ptr<events::Exchange> exchange,
+          std::shared_ptr<store::GarbageCollector> gc)
       : snapshotters_(std::move(snapshotters)),
         metadata_(std::move(metadata)),
-        exchange_(std::move(exchange)) {}
+        exchange_(std::move(exchange)),
+        gc_(std::move(gc)) {}
 
   void Register(grpc::ServerBuilder& builder) override { builder.RegisterService(this); }
 
@@ -82,6 +86,7 @@ class Service final : public api::Snapshots::CallbackService, public daemon::Grp
                                     api::PrepareSnapshotResponse* response) override {
     return Finish(context, [&]() -> absl::Status {
       BERTH_ASSIGN_OR_RETURN(Target target, Resolve(*context, request->snapshotter()));
+      absl::ReaderMutexLock hold(&gc_->snapshot_references());
       BERTH_RETURN_IF_ERROR(Claim(target, *context, request->key()));
       BERTH_ASSIGN_OR_RETURN(
           std::vector<snapshotter::Mount> mounts,
@@ -101,6 +106,7 @@ class Service final : public api::Snapshots::CallbackService, public daemon::Grp
                                  api::ViewSnapshotResponse* response) override {
     return Finish(context, [&]() -> absl::Status {
       BERTH_ASSIGN_OR_RETURN(Target target, Resolve(*context, request->snapshotter()));
+      absl::ReaderMutexLock hold(&gc_->snapshot_references());
       BERTH_RETURN_IF_ERROR(Claim(target, *context, request->key()));
       BERTH_ASSIGN_OR_RETURN(std::vector<snapshotter::Mount> mounts,
                              target.snapshots->View(request->key(), request->parent(),
@@ -127,6 +133,7 @@ class Service final : public api::Snapshots::CallbackService, public daemon::Grp
                                    google::protobuf::Empty*) override {
     return Finish(context, [&]() -> absl::Status {
       BERTH_ASSIGN_OR_RETURN(Target target, Resolve(*context, request->snapshotter()));
+      absl::ReaderMutexLock hold(&gc_->snapshot_references());
       BERTH_RETURN_IF_ERROR(Claim(target, *context, request->name()));
       BERTH_RETURN_IF_ERROR(target.snapshots->Commit(request->name(), request->key(),
                                                      LabelsFromProto(request->labels())));
@@ -147,6 +154,8 @@ class Service final : public api::Snapshots::CallbackService, public daemon::Grp
       ::containerd::events::SnapshotRemove event;
       event.set_key(request->key());
       PublishEvent(*exchange_, target.ns, "/snapshot/remove", event);
+      // Its parents may be held by nothing else now.
+      gc_->Schedule();
       return absl::OkStatus();
     }());
   }
@@ -172,6 +181,7 @@ class Service final : public api::Snapshots::CallbackService, public daemon::Grp
       info.labels = LabelsFromProto(request->info().labels());
       std::vector<std::string> paths(request->update_mask().paths().begin(),
                                      request->update_mask().paths().end());
+      absl::ReaderMutexLock hold(&gc_->snapshot_references());
       BERTH_ASSIGN_OR_RETURN(snapshotter::Info updated, target.snapshots->Update(info, paths));
       ToProto(updated, response->mutable_info());
       return absl::OkStatus();
@@ -278,6 +288,7 @@ class Service final : public api::Snapshots::CallbackService, public daemon::Grp
   const std::map<std::string, std::shared_ptr<Snapshotter>> snapshotters_;
   const std::shared_ptr<store::MetadataStore> metadata_;
   const std::shared_ptr<events::Exchange> exchange_;
+  const std::shared_ptr<store::GarbageCollector> gc_;
 };
 
 }  // namespace
@@ -286,13 +297,15 @@ void Register(daemon::Registry& registry) {
   registry.Register(
       {.type = daemon::kGrpcPlugin,
        .id = "snapshots",
-       .requires_types = {daemon::kSnapshotPlugin, daemon::kMetadataPlugin, daemon::kEventPlugin},
+       .requires_types = {daemon::kSnapshotPlugin, daemon::kMetadataPlugin, daemon::kEventPlugin,
+                          daemon::kGcPlugin},
        .init = [](daemon::InitContext& ic) -> absl::StatusOr<std::any> {
          auto snapshotters = ic.GetAll<Snapshotter>(daemon::kSnapshotPlugin);
          BERTH_ASSIGN_OR_RETURN(auto db, ic.Get<store::Database>(daemon::kMetadataPlugin));
          BERTH_ASSIGN_OR_RETURN(auto exchange, ic.Get<events::Exchange>(daemon::kEventPlugin));
-         return std::shared_ptr<daemon::GrpcService>(
-             std::make_shared<Service>(std::move(snapshotters), db->metadata, std::move(exchange)));
+         BERTH_ASSIGN_OR_RETURN(auto gc, ic.Get<store::GarbageCollector>(daemon::kGcPlugin));
+         return std::shared_ptr<daemon::GrpcService>(std::make_shared<Service>(
+             std::move(snapshotters), db->metadata, std::move(exchange), std::move(gc)));
        }});
 }
 
