@@ -37,7 +37,8 @@ absl::Status GarbageCollector::Collect() {
   // A run already under way may have marked before this call: wait for the
   // one after it.
   const uint64_t mine = ++requested_;
-  auto covered = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return completed_ >= mine || stopping_; };
+  auto covered = [&]()
+                     ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return completed_ >= mine || stopping_; };
   mu_.Await(absl::Condition(&covered));
   if (completed_ < mine) return absl::CancelledError("garbage collector stopped");
   return last_status_;
@@ -101,11 +102,10 @@ absl::StatusOr<GcResult> GarbageCollector::CollectHoldingReferences(absl::Time n
         snapshotters_.at(ref.snapshotter)->Remove(snapshotter::StoredKey(ref.ns, ref.key));
     // Removed meanwhile by its owner: that is all right.
     if (!removed.ok() && !absl::IsNotFound(removed)) {
-      log::Warn("removing an unreferenced snapshot failed",
-                {{"namespace", ref.ns},
-                 {"snapshotter", ref.snapshotter},
-                 {"key", ref.key},
-                 {"error", removed.message()}});
+      log::Warn("removing an unreferenced snapshot failed", {{"namespace", ref.ns},
+                                                             {"snapshotter", ref.snapshotter},
+                                                             {"key", ref.key},
+                                                             {"error", removed.message()}});
     }
   }
   return result;
@@ -123,12 +123,11 @@ absl::Status GarbageCollector::CollectOnce() {
                 {{"namespace", ns}, {"ref", ref}, {"error", aborted.message()}});
     }
   }
-  log::Debug("garbage collected",
-             {{"content", result.removed_content.size()},
-              {"snapshots", result.unreferenced_snapshots.size()},
-              {"leases", result.removed_leases.size()},
-              {"blobs", result.unreferenced_digests.size()},
-              {"duration", absl::FormatDuration(absl::Now() - start)}});
+  log::Debug("garbage collected", {{"content", result.removed_content.size()},
+                                   {"snapshots", result.unreferenced_snapshots.size()},
+                                   {"leases", result.removed_leases.size()},
+                                   {"blobs", result.unreferenced_digests.size()},
+                                   {"duration", absl::FormatDuration(absl::Now() - start)}});
   return absl::OkStatus();
 }
 

@@ -14,9 +14,9 @@
 #include <string_view>
 #include <utility>
 
-#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "base/status.h"
 #include "store/metadata_internal.h"
 #include "store/sqlite.h"
@@ -169,7 +169,8 @@ absl::StatusOr<std::vector<std::string>> Unreferenced(Db& db,
                                                       const std::vector<NamespacedId>& removed) {
   std::set<std::string> digests;
   for (const NamespacedId& record : removed) digests.insert(record.id);
-  BERTH_ASSIGN_OR_RETURN(Statement any, db.Prepare("SELECT 1 FROM blobs WHERE digest = ?1 LIMIT 1"));
+  BERTH_ASSIGN_OR_RETURN(Statement any,
+                         db.Prepare("SELECT 1 FROM blobs WHERE digest = ?1 LIMIT 1"));
   std::vector<std::string> out;
   for (const std::string& digest : digests) {
     BERTH_RETURN_IF_ERROR(any.Reset());
@@ -222,7 +223,8 @@ absl::StatusOr<std::vector<SnapshotRef>> ReferencedSnapshots(Db& db) {
   while (true) {
     BERTH_ASSIGN_OR_RETURN(bool row, leased.Step());
     if (!row) break;
-    out.push_back({leased.ColumnText(0), leased.ColumnText(1).substr(kSnapshotResourcePrefix.size()),
+    out.push_back({leased.ColumnText(0),
+                   leased.ColumnText(1).substr(kSnapshotResourcePrefix.size()),
                    leased.ColumnText(2)});
   }
   return out;
@@ -325,7 +327,8 @@ absl::StatusOr<GcResult> SqliteMetadataStore::CollectGarbage(
     result.unreferenced_snapshots = snapshot_mark.Unmarked();
     BERTH_ASSIGN_OR_RETURN(result.removed_content, SweepContent(db));
     BERTH_ASSIGN_OR_RETURN(result.unreferenced_digests, Unreferenced(db, result.removed_content));
-    BERTH_RETURN_IF_ERROR(db.Exec("DELETE FROM temp.gc_live; DELETE FROM temp.gc_snapshot_content"));
+    BERTH_RETURN_IF_ERROR(
+        db.Exec("DELETE FROM temp.gc_live; DELETE FROM temp.gc_snapshot_content"));
     return result;
   });
 }
