@@ -41,6 +41,7 @@
 #include "github.com/containerd/containerd/api/services/ttrpc/events/v1/events.pb.h"
 #include "github.com/containerd/containerd/runtime/v2/runc/options/oci.pb.h"
 #include "github.com/containerd/containerd/runtime/v2/task/shim.pb.h"
+#include "shim/cgroups.h"
 #include "snapshotter/mount.h"
 
 namespace berth::shim {
@@ -55,6 +56,9 @@ constexpr char kVersion[] = "berth-shim-v1";
 constexpr char kDefaultRuntime[] = "runc";
 // In the bundle: the OCI runtime binary and its root, one a line.
 constexpr char kRuntimeFile[] = "runtime";
+// What Update's resources must be: the name containerd's typeurl gives the
+// runtime spec's LinuxResources.
+constexpr char kLinuxResourcesType[] = "opencontainers/runtime-spec/1/LinuxResources";
 
 std::string Dirname(const std::string& path) {
   size_t slash = path.rfind('/');
@@ -296,30 +300,15 @@ struct Process {
 // destroyed.
 class OomWatch {
  public:
-  // Nullptr when `pid` is in no memory cgroup this host has.
-  static absl::StatusOr<std::unique_ptr<OomWatch>> Start(ttrpc::EventLoop& loop, int pid,
+  // Nullptr when the task is in no memory cgroup this host has.
+  static absl::StatusOr<std::unique_ptr<OomWatch>> Start(ttrpc::EventLoop& loop,
+                                                         const Cgroups& cgroups,
                                                          std::function<void()> on_oom) {
-    BERTH_ASSIGN_OR_RETURN(std::string cgroups,
-                           files::ReadFile(absl::StrCat("/proc/", pid, "/cgroup")));
-    std::string v1, v2;
-    for (absl::string_view line : absl::StrSplit(cgroups, '\n', absl::SkipEmpty())) {
-      std::vector<absl::string_view> fields = absl::StrSplit(line, absl::MaxSplits(':', 2));
-      if (fields.size() != 3) continue;
-      if (fields[0] == "0" && fields[1].empty()) v2 = std::string(fields[2]);
-      for (absl::string_view controller : absl::StrSplit(fields[1], ',')) {
-        if (controller == "memory") v1 = std::string(fields[2]);
-      }
-    }
     std::unique_ptr<OomWatch> watch(new OomWatch(loop, std::move(on_oom)));
-    if (!v1.empty()) {
-      BERTH_RETURN_IF_ERROR(watch->WatchV1("/sys/fs/cgroup/memory" + v1));
-    } else if (!v2.empty()) {
-      // Where cgroup2 is mounted: the whole of /sys/fs/cgroup, or beside v1.
-      std::string events = absl::StrCat("/sys/fs/cgroup", v2, "/memory.events");
-      if (::access(events.c_str(), R_OK) != 0) {
-        events = absl::StrCat("/sys/fs/cgroup/unified", v2, "/memory.events");
-      }
-      if (::access(events.c_str(), R_OK) != 0) return nullptr;
+    if (auto memory = cgroups.v1.find("memory"); memory != cgroups.v1.end()) {
+      BERTH_RETURN_IF_ERROR(watch->WatchV1(memory->second));
+    } else if (const std::string events = cgroups.v2 + "/memory.events";
+               !cgroups.v2.empty() && ::access(events.c_str(), R_OK) == 0) {
       BERTH_RETURN_IF_ERROR(watch->WatchV2(events));
     } else {
       return nullptr;
@@ -398,6 +387,7 @@ struct Task {
   snapshotter::MountGuard rootfs;
   Process init;
   std::map<std::string, Process> execs;
+  Cgroups cgroups;  // the init's, once created
   std::unique_ptr<OomWatch> oom;
 };
 
@@ -537,6 +527,8 @@ class TaskService {
     add("Pause", &TaskService::Pause);
     add("Resume", &TaskService::Resume);
     add("Pids", &TaskService::Pids);
+    add("Stats", &TaskService::Stats);
+    add("Update", &TaskService::Update);
     add("ResizePty", &TaskService::ResizePty);
     add("CloseIO", &TaskService::CloseIO);
     add("Connect", &TaskService::Connect);
@@ -873,8 +865,16 @@ class TaskService {
       return reply(pid.status());
     }
     task_->init.pid = *pid;
+    // The runtime put the init in the container's cgroups before create
+    // returned; they outlive it until the runtime's delete.
+    absl::StatusOr<Cgroups> cgroups = CgroupsOf(*pid);
+    if (cgroups.ok()) {
+      task_->cgroups = *std::move(cgroups);
+    } else {
+      log::Warn("shim: the task's cgroups are unknown", {{"error", cgroups.status().ToString()}});
+    }
     absl::StatusOr<std::unique_ptr<OomWatch>> oom =
-        OomWatch::Start(loop_, *pid, [this, id = task_->id] {
+        OomWatch::Start(loop_, task_->cgroups, [this, id = task_->id] {
           ::containerd::events::TaskOOM event;
           event.set_container_id(id);
           Publish("/tasks/oom", event);
@@ -1103,15 +1103,63 @@ class TaskService {
     reply(std::string());
   }
 
+  // Every process in the container's cgroup (its children too, as the
+  // runtime's `ps` lists them); exec'd ones carry their exec id.
   void Pids(const std::string& payload, const ttrpc::Reply& reply) {
     absl::StatusOr<task::PidsRequest> request = ParseForTask<task::PidsRequest>(payload);
     if (!request.ok()) return reply(request.status());
+    absl::StatusOr<std::vector<pid_t>> pids = ProcessesIn(task_->cgroups);
+    if (!pids.ok()) return reply(pids.status());
     task::PidsResponse response;
-    if (task_->init.status != types::STOPPED) response.add_processes()->set_pid(task_->init.pid);
-    for (const auto& [id, process] : task_->execs) {
-      if (process.status == types::RUNNING) response.add_processes()->set_pid(process.pid);
+    for (pid_t pid : *pids) {
+      ::containerd::v1::types::ProcessInfo* info = response.add_processes();
+      info->set_pid(pid);
+      for (const auto& [id, process] : task_->execs) {
+        if (process.pid != pid || process.status == types::STOPPED) continue;
+        ::containerd::runc::v1::ProcessDetails details;
+        details.set_exec_id(id);
+        // containerd's type URLs are the bare message names.
+        info->mutable_info()->set_type_url(details.GetTypeName());
+        info->mutable_info()->set_value(details.SerializeAsString());
+      }
     }
     reply(response.SerializeAsString());
+  }
+
+  void Stats(const std::string& payload, const ttrpc::Reply& reply) {
+    absl::StatusOr<task::StatsRequest> request = ParseForTask<task::StatsRequest>(payload);
+    if (!request.ok()) return reply(request.status());
+    absl::StatusOr<google::protobuf::Any> stats = StatsOf(task_->cgroups);
+    if (!stats.ok()) return reply(stats.status());
+    task::StatsResponse response;
+    *response.mutable_stats() = *std::move(stats);
+    reply(response.SerializeAsString());
+  }
+
+  // New cgroup limits for the container: the runtime's `update`, given the
+  // OCI LinuxResources the request carries (JSON, as containerd marshals
+  // runtime-spec types).
+  void Update(const std::string& payload, const ttrpc::Reply& reply) {
+    absl::StatusOr<task::UpdateTaskRequest> request = ParseForTask<task::UpdateTaskRequest>(payload);
+    if (!request.ok()) return reply(request.status());
+    const google::protobuf::Any& resources = request->resources();
+    if (!absl::EndsWith(resources.type_url(), kLinuxResourcesType)) {
+      return reply(absl::InvalidArgumentError(
+          absl::StrCat("resources of type ", Quote(resources.type_url()), " are not ",
+                       kLinuxResourcesType)));
+    }
+    if (task_->init.status == types::STOPPED) {
+      return reply(absl::FailedPreconditionError(
+          absl::StrCat("task ", Quote(task_->id), " cannot be updated: it has stopped")));
+    }
+    const std::string file = task_->bundle + "/resources.json";
+    if (absl::Status written = files::WriteFile(file, resources.value(), 0600); !written.ok()) {
+      return reply(written);
+    }
+    absl::Status updated = Runtime({"update", "--resources", file, task_->id});
+    ::unlink(file.c_str());
+    if (!updated.ok()) return reply(updated);
+    reply(std::string());
   }
 
   void Connect(const std::string& payload, const ttrpc::Reply& reply) {

@@ -21,16 +21,22 @@
 #include "base/status_matchers.h"
 #include "base/temp_dir.h"
 #include "gmock/gmock.h"
+#include "github.com/containerd/containerd/api/services/tasks/v1/tasks.grpc.pb.h"
 #include "gtest/gtest.h"
+#include "tests/content_client.h"
 #include "tests/harness.h"
 
 namespace berth::testing {
 namespace {
 
+using ::testing::ContainsRegex;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
 constexpr char kImage[] = "docker.io/library/busybox:latest";
+// The type containerd's clients give the runtime spec's LinuxResources.
+constexpr char kLinuxResources[] =
+    "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources";
 
 class ShimTest : public ::testing::TestWithParam<std::string> {
  protected:
@@ -105,6 +111,15 @@ class ShimTest : public ::testing::TestWithParam<std::string> {
     for (absl::string_view line : absl::StrSplit(Ctr({"task", "ls"}).out, '\n')) {
       std::vector<absl::string_view> fields = absl::StrSplit(line, ' ', absl::SkipEmpty());
       if (fields.size() == 3 && fields[0] == id) return std::string(fields[2]);
+    }
+    return "";
+  }
+
+  // The value `ctr task metrics <id>` gives `metric` ("" if it gives none).
+  std::string Metric(const std::string& id, const std::string& metric) {
+    for (absl::string_view line : absl::StrSplit(Ctr({"task", "metrics", id}).out, '\n')) {
+      std::vector<absl::string_view> fields = absl::StrSplit(line, ' ', absl::SkipEmpty());
+      if (fields.size() == 2 && fields[0] == metric) return std::string(fields[1]);
     }
     return "";
   }
@@ -207,6 +222,66 @@ TEST_P(ShimTest, ExecPauseAndResume) {
   EXPECT_EQ(TaskStatus("busy"), "RUNNING");
 }
 
+// `ctr task ps` lists every process in the container — children of the
+// init too — and exec'd processes with their exec id.
+TEST_P(ShimTest, PsListsEveryProcessInTheContainer) {
+  CommandResult r = Run({"-d"}, "family", {"/bin/sh", "-c", "sleep 310 & sleep 311 & wait"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = Ctr({"task", "exec", "-d", "--exec-id", "e1", "--fifo-dir", dir_.path(), "family",
+           "/bin/busybox", "sleep", "302"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto listing = [&] { return Ctr({"task", "ps", "family"}).out; };
+  auto processes = [&] {
+    std::string out = listing();
+    return std::count(out.begin(), out.end(), '\n') - 1;  // less the header
+  };
+  WaitUntil([&] { return processes() == 4; });
+  EXPECT_EQ(processes(), 4) << listing() << "sh, its two sleeps and the exec";
+  EXPECT_THAT(listing(), HasSubstr("e1"));
+}
+
+// `ctr task metrics`: the container's cgroup statistics as containerd's
+// cgroups library gives them — its memory limit and use, its processes,
+// the CPU it used — in the table and in JSON.
+TEST_P(ShimTest, MetricsReportTheContainersCgroup) {
+  CommandResult r = Run({"-d", "--memory-limit", "67108864"}, "measured",
+                        {"/bin/sh", "-c", "sleep 310 & sleep 311 & wait"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  WaitUntil([&] { return Metric("measured", "pids.current") == "3"; });
+  EXPECT_EQ(Metric("measured", "pids.current"), "3") << "sh and its two sleeps";
+  EXPECT_EQ(Metric("measured", "memory.limit_in_bytes"), "67108864");
+  EXPECT_THAT(Metric("measured", "memory.usage_in_bytes"), ContainsRegex("^[1-9][0-9]*$"));
+  EXPECT_THAT(Metric("measured", "cpuacct.usage"), ContainsRegex("^[1-9][0-9]*$"));
+  r = Ctr({"task", "metrics", "--format", "json", "measured"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* part : {"\"pids\"", "\"cpu\"", "\"per_cpu\"", "\"memory\"", "\"total_rss\"",
+                           "\"blkio\""}) {
+    EXPECT_THAT(r.out, HasSubstr(part));
+  }
+}
+
+// Tasks.Update (ctr 1.6 has no command for it: through containerd's API)
+// sets new cgroup limits through the runtime; an unknown task is NotFound.
+TEST_P(ShimTest, UpdateSetsNewLimits) {
+  CommandResult r =
+      Run({"-d", "--memory-limit", "67108864"}, "limited", {"/bin/busybox", "sleep", "300"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto tasks = ::containerd::services::tasks::v1::Tasks::NewStub(Connect(containerd_));
+  ::containerd::services::tasks::v1::UpdateTaskRequest request;
+  request.set_container_id("limited");
+  request.mutable_resources()->set_type_url(kLinuxResources);
+  request.mutable_resources()->set_value(R"({"memory":{"limit":33554432},"pids":{"limit":50}})");
+  google::protobuf::Empty empty;
+  grpc::Status status = tasks->Update(NamespacedContext("default").get(), request, &empty);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(Metric("limited", "memory.limit_in_bytes"), "33554432");
+  EXPECT_EQ(Metric("limited", "pids.limit"), "50");
+
+  request.set_container_id("nothing-here");
+  status = tasks->Update(NamespacedContext("default").get(), request, &empty);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND) << status.error_message();
+}
+
 // Where this shim does more than containerd's runc shim (which fails these
 // two checks: `cat` never sees the end of its input, and output nobody
 // reads stops the process once the FIFO is full), for Berth's alone.
@@ -214,6 +289,25 @@ class BerthShimTest : public ShimTest {};
 
 INSTANTIATE_TEST_SUITE_P(Runtimes, BerthShimTest, ::testing::Values("io.containerd.berth.v1"),
                          [](const ::testing::TestParamInfo<std::string>&) { return "berth"; });
+
+// Update's resources must be the runtime spec's LinuxResources: anything
+// else is InvalidArgument naming its type, and the limits stay. (The runc
+// shim answers Unknown.)
+TEST_P(BerthShimTest, UpdateWithResourcesOfAnotherTypeIsInvalidArgument) {
+  CommandResult r =
+      Run({"-d", "--memory-limit", "67108864"}, "limited", {"/bin/busybox", "sleep", "300"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto tasks = ::containerd::services::tasks::v1::Tasks::NewStub(Connect(containerd_));
+  ::containerd::services::tasks::v1::UpdateTaskRequest request;
+  request.set_container_id("limited");
+  request.mutable_resources()->set_type_url("example.com/WindowsResources");
+  request.mutable_resources()->set_value("{}");
+  google::protobuf::Empty empty;
+  grpc::Status status = tasks->Update(NamespacedContext("default").get(), request, &empty);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr("example.com/WindowsResources"));
+  EXPECT_EQ(Metric("limited", "memory.limit_in_bytes"), "67108864");
+}
 
 // Without a terminal the process's stdio goes through pipes the shim
 // copies: what ctr reads reaches the process, with its end; and output
