@@ -11,6 +11,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -41,6 +42,7 @@
 #include "github.com/containerd/containerd/api/services/ttrpc/events/v1/events.pb.h"
 #include "github.com/containerd/containerd/runtime/v2/runc/options/oci.pb.h"
 #include "github.com/containerd/containerd/runtime/v2/task/shim.pb.h"
+#include "nlohmann/json.hpp"
 #include "shim/cgroups.h"
 #include "snapshotter/mount.h"
 
@@ -378,7 +380,7 @@ class OomWatch {
   int64_t kills_ = 0;
 };
 
-// The one task this shim holds.
+// One task this shim holds.
 struct Task {
   std::string id;
   std::string bundle;
@@ -389,6 +391,13 @@ struct Task {
   std::map<std::string, Process> execs;
   Cgroups cgroups;  // the init's, once created
   std::unique_ptr<OomWatch> oom;
+
+  // Runs the OCI runtime's `args` for this task (stdio: -1 is /dev/null).
+  absl::Status Runtime(const std::vector<std::string>& args, const int stdio[3] = nullptr) const {
+    const int none[3] = {-1, -1, -1};
+    return RunRuntime(runtime, runtime_root, bundle + "/log.json", args,
+                      stdio != nullptr ? stdio : none);
+  }
 };
 
 // Where a process's output goes, as containerd's clients name it: a FIFO
@@ -542,7 +551,7 @@ class TaskService {
       int status = 0;
       pid_t pid = ::waitpid(-1, &status, WNOHANG);
       if (pid <= 0) return;
-      Process* process = ByPid(pid);
+      auto [task, process] = ByPid(pid);
       if (process == nullptr) continue;
       process->status = types::STOPPED;
       process->exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -552,8 +561,8 @@ class TaskService {
       for (ttrpc::Reply& waiter : process->waiters) waiter(done);
       process->waiters.clear();
       ::containerd::events::TaskExit event;
-      event.set_container_id(task_->id);
-      event.set_id(ProcessId(*process));
+      event.set_container_id(task->id);
+      event.set_id(ProcessId(*task, *process));
       event.set_pid(process->pid);
       event.set_exit_status(process->exit_status);
       *event.mutable_exited_at() = process->exited_at;
@@ -571,55 +580,67 @@ class TaskService {
     return request;
   }
 
-  // Parse, for a request naming the task: NotFound unless it is this one.
+  // A request naming a task, and that task.
   template <typename Request>
-  absl::StatusOr<Request> ParseForTask(const std::string& payload) const {
-    absl::StatusOr<Request> request = Parse<Request>(payload);
-    if (request.ok() && (!task_.has_value() || task_->id != request->id())) {
-      return absl::NotFoundError(absl::StrCat("task ", Quote(request->id()), ": not found"));
+  struct TaskCall {
+    Request request;
+    Task* task;
+  };
+
+  // Parse, for a request naming a task: NotFound unless this shim holds it.
+  template <typename Request>
+  absl::StatusOr<TaskCall<Request>> ParseForTask(const std::string& payload) {
+    BERTH_ASSIGN_OR_RETURN(Request request, Parse<Request>(payload));
+    auto found = tasks_.find(request.id());
+    if (found == tasks_.end()) {
+      return absl::NotFoundError(absl::StrCat("task ", Quote(request.id()), ": not found"));
     }
-    return request;
+    return TaskCall<Request>{std::move(request), &found->second};
   }
 
-  // A request naming one of the task's processes, and that process.
+  // A request naming one of a task's processes, the task and the process.
   template <typename Request>
   struct ProcessCall {
     Request request;
+    Task* task;
     Process* process;
   };
 
   // ParseForTask, and the process the request names (NotFound if none).
   template <typename Request>
   absl::StatusOr<ProcessCall<Request>> ParseForProcess(const std::string& payload) {
-    BERTH_ASSIGN_OR_RETURN(Request request, ParseForTask<Request>(payload));
-    BERTH_ASSIGN_OR_RETURN(Process * process, Find(request.exec_id()));
-    return ProcessCall<Request>{std::move(request), process};
+    BERTH_ASSIGN_OR_RETURN(TaskCall<Request> call, ParseForTask<Request>(payload));
+    BERTH_ASSIGN_OR_RETURN(Process * process, Find(*call.task, call.request.exec_id()));
+    return ProcessCall<Request>{std::move(call.request), call.task, process};
   }
 
   // The task's process `exec_id` ("" for its init); NotFound if none.
-  absl::StatusOr<Process*> Find(const std::string& exec_id) {
-    if (exec_id.empty()) return &task_->init;
-    auto it = task_->execs.find(exec_id);
-    if (it == task_->execs.end()) {
+  static absl::StatusOr<Process*> Find(Task& task, const std::string& exec_id) {
+    if (exec_id.empty()) return &task.init;
+    auto it = task.execs.find(exec_id);
+    if (it == task.execs.end()) {
       return absl::NotFoundError(
-          absl::StrCat("exec ", Quote(exec_id), " of task ", Quote(task_->id), ": not found"));
+          absl::StrCat("exec ", Quote(exec_id), " of task ", Quote(task.id), ": not found"));
     }
     return &it->second;
   }
 
-  Process* ByPid(int pid) {
-    if (!task_.has_value() || pid <= 0) return nullptr;
-    if (task_->init.pid == pid) return &task_->init;
-    for (auto& [id, process] : task_->execs) {
-      if (process.pid == pid && process.status != types::STOPPED) return &process;
+  // The running process `pid` is, and its task (nullptrs if none).
+  std::pair<Task*, Process*> ByPid(int pid) {
+    if (pid <= 0) return {nullptr, nullptr};
+    for (auto& [task_id, task] : tasks_) {
+      if (task.init.pid == pid) return {&task, &task.init};
+      for (auto& [id, process] : task.execs) {
+        if (process.pid == pid && process.status != types::STOPPED) return {&task, &process};
+      }
     }
-    return nullptr;
+    return {nullptr, nullptr};
   }
 
   // The id containerd knows a process by: its exec id, or the task's for
   // the init.
-  const std::string& ProcessId(const Process& process) const {
-    return process.exec_id.empty() ? task_->id : process.exec_id;
+  static const std::string& ProcessId(const Task& task, const Process& process) {
+    return process.exec_id.empty() ? task.id : process.exec_id;
   }
 
   static std::string WaitResponseOf(const Process& process) {
@@ -662,7 +683,7 @@ class TaskService {
   // ends, so the client sees its end; stdin is read only once the client
   // writes (a FIFO no writer has opened yet raises no event), and its end
   // closes the process's.
-  absl::Status PipeStdio(Process& process, UniqueFd ends[3], int fds[3]) {
+  absl::Status PipeStdio(const Task& task, Process& process, UniqueFd ends[3], int fds[3]) {
     auto make_pipe = [](UniqueFd& read, UniqueFd& write) -> absl::Status {
       int p[2];
       if (::pipe2(p, O_CLOEXEC) != 0) return ErrnoStatus("pipe", "stdio");
@@ -692,7 +713,7 @@ class TaskService {
         ends[2].Reset(::fcntl(ends[1].get(), F_DUPFD_CLOEXEC, 0));
         if (!ends[2].valid()) return ErrnoStatus("dup", uri.path);
       } else {
-        BERTH_RETURN_IF_ERROR(StartLogger(uri, task_->id, flags_.ns, ends[1], ends[2]));
+        BERTH_RETURN_IF_ERROR(StartLogger(uri, task.id, flags_.ns, ends[1], ends[2]));
       }
       fds[1] = ends[1].get();
       fds[2] = ends[2].get();
@@ -780,17 +801,11 @@ class TaskService {
     reply(std::string());
   }
 
-  absl::Status Runtime(const std::vector<std::string>& args, const int stdio[3] = nullptr) {
-    const int none[3] = {-1, -1, -1};
-    return RunRuntime(task_->runtime, task_->runtime_root, task_->bundle + "/log.json", args,
-                      stdio != nullptr ? stdio : none);
-  }
-
   // Runs the runtime command `args` (the container id last) that makes
   // `process`, with its stdio (PipeStdio) or a terminal (through a console
   // socket); its pid comes from `pid_file`.
-  absl::StatusOr<int> RunWithStdio(Process& process, std::vector<std::string> args,
-                                   const std::string& pid_file) {
+  absl::StatusOr<int> RunWithStdio(const Task& task, Process& process,
+                                   std::vector<std::string> args, const std::string& pid_file) {
     UniqueFd ends[3];
     int fds[3] = {-1, -1, -1};
     std::optional<ConsoleSocket> console;
@@ -799,9 +814,9 @@ class TaskService {
       console.emplace(std::move(made));
       args.insert(args.end() - 1, {"--console-socket", console->path()});
     } else {
-      BERTH_RETURN_IF_ERROR(PipeStdio(process, ends, fds));
+      BERTH_RETURN_IF_ERROR(PipeStdio(task, process, ends, fds));
     }
-    BERTH_RETURN_IF_ERROR(Runtime(args, fds));
+    BERTH_RETURN_IF_ERROR(task.Runtime(args, fds));
     const int pid = ReadIntFile(pid_file).value_or(0);
     if (pid <= 0) return absl::InternalError("no pid file from the runtime");
     if (console.has_value()) {
@@ -816,8 +831,9 @@ class TaskService {
   void Create(const std::string& payload, const ttrpc::Reply& reply) {
     absl::StatusOr<task::CreateTaskRequest> request = Parse<task::CreateTaskRequest>(payload);
     if (!request.ok()) return reply(request.status());
-    if (task_.has_value()) {
-      return reply(absl::AlreadyExistsError(absl::StrCat("task ", Quote(task_->id), " exists")));
+    if (tasks_.contains(request->id())) {
+      return reply(
+          absl::AlreadyExistsError(absl::StrCat("task ", Quote(request->id()), " exists")));
     }
     Task t;
     t.init.terminal = request->terminal();
@@ -855,42 +871,43 @@ class TaskService {
       t.rootfs = *std::move(guard);
     }
     const std::string pid_file = t.bundle + "/init.pid";
-    task_ = std::move(t);
+    // In place before the runtime runs: the copies of its stdio point into it.
+    Task& created = tasks_.emplace(t.id, std::move(t)).first->second;
     absl::StatusOr<int> pid = RunWithStdio(
-        task_->init, {"create", "--bundle", task_->bundle, "--pid-file", pid_file, task_->id},
-        pid_file);
+        created, created.init,
+        {"create", "--bundle", created.bundle, "--pid-file", pid_file, created.id}, pid_file);
     if (!pid.ok()) {
-      Runtime({"delete", "--force", task_->id}).IgnoreError();
-      task_.reset();  // its MountGuard unmounts the rootfs
+      created.Runtime({"delete", "--force", created.id}).IgnoreError();
+      tasks_.erase(std::string(created.id));  // its MountGuard unmounts the rootfs
       return reply(pid.status());
     }
-    task_->init.pid = *pid;
+    created.init.pid = *pid;
     // The runtime put the init in the container's cgroups before create
     // returned; they outlive it until the runtime's delete.
     absl::StatusOr<Cgroups> cgroups = CgroupsOf(*pid);
     if (cgroups.ok()) {
-      task_->cgroups = *std::move(cgroups);
+      created.cgroups = *std::move(cgroups);
     } else {
       log::Warn("shim: the task's cgroups are unknown", {{"error", cgroups.status().ToString()}});
     }
     absl::StatusOr<std::unique_ptr<OomWatch>> oom =
-        OomWatch::Start(loop_, task_->cgroups, [this, id = task_->id] {
+        OomWatch::Start(loop_, created.cgroups, [this, id = created.id] {
           ::containerd::events::TaskOOM event;
           event.set_container_id(id);
           Publish("/tasks/oom", event);
         });
     if (oom.ok()) {
-      task_->oom = *std::move(oom);
+      created.oom = *std::move(oom);
     } else {
       log::Warn("shim: no OOM events for this task", {{"error", oom.status().ToString()}});
     }
     ::containerd::events::TaskCreate event;
-    event.set_container_id(task_->id);
-    event.set_bundle(task_->bundle);
+    event.set_container_id(created.id);
+    event.set_bundle(created.bundle);
     *event.mutable_rootfs() = request->rootfs();
-    event.mutable_io()->set_stdin(task_->init.stdin_path);
-    event.mutable_io()->set_stdout(task_->init.stdout_path);
-    event.mutable_io()->set_stderr(task_->init.stderr_path);
+    event.mutable_io()->set_stdin(created.init.stdin_path);
+    event.mutable_io()->set_stdout(created.init.stdout_path);
+    event.mutable_io()->set_stderr(created.init.stderr_path);
     event.set_pid(*pid);
     Publish("/tasks/create", event);
     task::CreateTaskResponse response;
@@ -899,17 +916,19 @@ class TaskService {
   }
 
   void Exec(const std::string& payload, const ttrpc::Reply& reply) {
-    absl::StatusOr<task::ExecProcessRequest> request =
+    absl::StatusOr<TaskCall<task::ExecProcessRequest>> call =
         ParseForTask<task::ExecProcessRequest>(payload);
-    if (!request.ok()) return reply(request.status());
+    if (!call.ok()) return reply(call.status());
+    const task::ExecProcessRequest* request = &call->request;
+    Task& t = *call->task;
     if (request->exec_id().empty()) return reply(absl::InvalidArgumentError("exec id is empty"));
-    if (task_->execs.contains(request->exec_id())) {
+    if (t.execs.contains(request->exec_id())) {
       return reply(
           absl::AlreadyExistsError(absl::StrCat("exec ", Quote(request->exec_id()), " exists")));
     }
-    if (task_->init.status != types::RUNNING) {
-      return reply(absl::FailedPreconditionError(
-          absl::StrCat("task ", Quote(task_->id), " is not running")));
+    if (t.init.status != types::RUNNING) {
+      return reply(
+          absl::FailedPreconditionError(absl::StrCat("task ", Quote(t.id), " is not running")));
     }
     Process process;
     process.exec_id = request->exec_id();
@@ -918,9 +937,9 @@ class TaskService {
     process.stdout_path = request->stdout();
     process.stderr_path = request->stderr();
     process.spec = request->spec().value();
-    task_->execs.emplace(process.exec_id, std::move(process));
+    t.execs.emplace(process.exec_id, std::move(process));
     ::containerd::events::TaskExecAdded event;
-    event.set_container_id(task_->id);
+    event.set_container_id(t.id);
     event.set_exec_id(request->exec_id());
     Publish("/tasks/exec-added", event);
     reply(std::string());
@@ -930,27 +949,27 @@ class TaskService {
     absl::StatusOr<ProcessCall<task::StartRequest>> call =
         ParseForProcess<task::StartRequest>(payload);
     if (!call.ok()) return reply(call.status());
+    Task& t = *call->task;
     Process& process = *call->process;
     if (process.status != types::CREATED || (!process.exec_id.empty() && process.pid != 0)) {
       return reply(absl::FailedPreconditionError(
-          absl::StrCat("process ", Quote(ProcessId(process)), " was started already")));
+          absl::StrCat("process ", Quote(ProcessId(t, process)), " was started already")));
     }
     if (process.exec_id.empty()) {
-      if (absl::Status started = Runtime({"start", task_->id}); !started.ok())
-        return reply(started);
+      if (absl::Status started = t.Runtime({"start", t.id}); !started.ok()) return reply(started);
       if (process.status == types::CREATED) process.status = types::RUNNING;
       ::containerd::events::TaskStart event;
-      event.set_container_id(task_->id);
+      event.set_container_id(t.id);
       event.set_pid(process.pid);
       Publish("/tasks/start", event);
     } else {
-      const std::string spec_file = absl::StrCat(task_->bundle, "/exec-", process.exec_id, ".json");
-      const std::string pid_file = absl::StrCat(task_->bundle, "/exec-", process.exec_id, ".pid");
+      const std::string spec_file = absl::StrCat(t.bundle, "/exec-", process.exec_id, ".json");
+      const std::string pid_file = absl::StrCat(t.bundle, "/exec-", process.exec_id, ".pid");
       if (absl::Status written = files::WriteFile(spec_file, process.spec); !written.ok()) {
         return reply(written);
       }
       absl::StatusOr<int> pid = RunWithStdio(
-          process, {"exec", "--process", spec_file, "--detach", "--pid-file", pid_file, task_->id},
+          t, process, {"exec", "--process", spec_file, "--detach", "--pid-file", pid_file, t.id},
           pid_file);
       ::unlink(spec_file.c_str());
       ::unlink(pid_file.c_str());
@@ -958,7 +977,7 @@ class TaskService {
       process.pid = *pid;
       if (process.status == types::CREATED) process.status = types::RUNNING;
       ::containerd::events::TaskExecStarted event;
-      event.set_container_id(task_->id);
+      event.set_container_id(t.id);
       event.set_exec_id(process.exec_id);
       event.set_pid(process.pid);
       Publish("/tasks/exec-started", event);
@@ -974,8 +993,8 @@ class TaskService {
     if (!call.ok()) return reply(call.status());
     Process& process = *call->process;
     task::StateResponse response;
-    response.set_id(task_->id);
-    response.set_bundle(task_->bundle);
+    response.set_id(call->task->id);
+    response.set_bundle(call->task->bundle);
     response.set_pid(process.pid);
     response.set_status(process.status);
     response.set_stdin(process.stdin_path);
@@ -1005,10 +1024,11 @@ class TaskService {
         ParseForProcess<task::KillRequest>(payload);
     if (!call.ok()) return reply(call.status());
     const task::KillRequest& request = call->request;
+    const Task& t = *call->task;
     Process& process = *call->process;
     if (process.status == types::STOPPED || process.pid == 0) {
       return reply(absl::NotFoundError(
-          absl::StrCat("process ", Quote(ProcessId(process)), " already finished")));
+          absl::StrCat("process ", Quote(ProcessId(t, process)), " already finished")));
     }
     if (!process.exec_id.empty()) {
       // runc signals a container's init; an exec is signalled directly.
@@ -1019,9 +1039,9 @@ class TaskService {
     }
     std::vector<std::string> args = {"kill"};
     if (request.all()) args.push_back("--all");
-    args.push_back(task_->id);
+    args.push_back(t.id);
     args.push_back(absl::StrCat(request.signal()));
-    if (absl::Status killed = Runtime(args); !killed.ok()) return reply(killed);
+    if (absl::Status killed = t.Runtime(args); !killed.ok()) return reply(killed);
     reply(std::string());
   }
 
@@ -1029,10 +1049,11 @@ class TaskService {
     absl::StatusOr<ProcessCall<task::DeleteRequest>> call =
         ParseForProcess<task::DeleteRequest>(payload);
     if (!call.ok()) return reply(call.status());
+    Task& t = *call->task;
     Process& process = *call->process;
     if (process.status == types::RUNNING || process.status == types::PAUSED) {
       return reply(absl::FailedPreconditionError(
-          absl::StrCat("process ", Quote(ProcessId(process)),
+          absl::StrCat("process ", Quote(ProcessId(t, process)),
                        " must be stopped before deletion: it is running")));
     }
     if (!process.exec_id.empty()) {
@@ -1040,14 +1061,14 @@ class TaskService {
       response.set_pid(process.pid);
       response.set_exit_status(process.exit_status);
       *response.mutable_exited_at() = process.exited_at;
-      task_->execs.erase(process.exec_id);
+      t.execs.erase(process.exec_id);
       return reply(response.SerializeAsString());
     }
     // A task created but never started is deleted by force (its init waits).
     std::vector<std::string> args = {"delete"};
     if (process.status == types::CREATED) args.push_back("--force");
-    args.push_back(task_->id);
-    if (absl::Status deleted = Runtime(args); !deleted.ok()) return reply(deleted);
+    args.push_back(t.id);
+    if (absl::Status deleted = t.Runtime(args); !deleted.ok()) return reply(deleted);
     if (process.status == types::CREATED) {
       Reap();  // the forced delete killed the init
       if (process.status != types::STOPPED) {
@@ -1056,17 +1077,17 @@ class TaskService {
         process.exited_at = Now();
       }
     }
-    task_->rootfs.Unmount().IgnoreError();
+    t.rootfs.Unmount().IgnoreError();
     task::DeleteResponse response;
     response.set_pid(process.pid);
     response.set_exit_status(process.exit_status);
     *response.mutable_exited_at() = process.exited_at;
     ::containerd::events::TaskDelete event;
-    event.set_container_id(task_->id);
+    event.set_container_id(t.id);
     event.set_pid(process.pid);
     event.set_exit_status(process.exit_status);
     *event.mutable_exited_at() = response.exited_at();
-    task_.reset();
+    tasks_.erase(std::string(t.id));  // a copy: the key goes with the task
     Publish("/tasks/delete", event);
     reply(response.SerializeAsString());
   }
@@ -1082,22 +1103,23 @@ class TaskService {
   template <typename Request>
   void Freeze(const std::string& payload, const ttrpc::Reply& reply, const std::string& command,
               types::Status from, types::Status to) {
-    absl::StatusOr<Request> request = ParseForTask<Request>(payload);
-    if (!request.ok()) return reply(request.status());
-    if (task_->init.status != from) {
-      return reply(absl::FailedPreconditionError(
-          absl::StrCat("task ", Quote(task_->id), " cannot ", command, ": it is ",
-                       types::Status_Name(task_->init.status))));
+    absl::StatusOr<TaskCall<Request>> call = ParseForTask<Request>(payload);
+    if (!call.ok()) return reply(call.status());
+    Task& t = *call->task;
+    if (t.init.status != from) {
+      return reply(absl::FailedPreconditionError(absl::StrCat("task ", Quote(t.id), " cannot ",
+                                                              command, ": it is ",
+                                                              types::Status_Name(t.init.status))));
     }
-    if (absl::Status done = Runtime({command, task_->id}); !done.ok()) return reply(done);
-    task_->init.status = to;
+    if (absl::Status done = t.Runtime({command, t.id}); !done.ok()) return reply(done);
+    t.init.status = to;
     if (to == types::PAUSED) {
       ::containerd::events::TaskPaused event;
-      event.set_container_id(task_->id);
+      event.set_container_id(t.id);
       Publish("/tasks/paused", event);
     } else {
       ::containerd::events::TaskResumed event;
-      event.set_container_id(task_->id);
+      event.set_container_id(t.id);
       Publish("/tasks/resumed", event);
     }
     reply(std::string());
@@ -1106,15 +1128,15 @@ class TaskService {
   // Every process in the container's cgroup (its children too, as the
   // runtime's `ps` lists them); exec'd ones carry their exec id.
   void Pids(const std::string& payload, const ttrpc::Reply& reply) {
-    absl::StatusOr<task::PidsRequest> request = ParseForTask<task::PidsRequest>(payload);
-    if (!request.ok()) return reply(request.status());
-    absl::StatusOr<std::vector<pid_t>> pids = ProcessesIn(task_->cgroups);
+    absl::StatusOr<TaskCall<task::PidsRequest>> call = ParseForTask<task::PidsRequest>(payload);
+    if (!call.ok()) return reply(call.status());
+    absl::StatusOr<std::vector<pid_t>> pids = ProcessesIn(call->task->cgroups);
     if (!pids.ok()) return reply(pids.status());
     task::PidsResponse response;
     for (pid_t pid : *pids) {
       ::containerd::v1::types::ProcessInfo* info = response.add_processes();
       info->set_pid(pid);
-      for (const auto& [id, process] : task_->execs) {
+      for (const auto& [id, process] : call->task->execs) {
         if (process.pid != pid || process.status == types::STOPPED) continue;
         ::containerd::runc::v1::ProcessDetails details;
         details.set_exec_id(id);
@@ -1127,9 +1149,9 @@ class TaskService {
   }
 
   void Stats(const std::string& payload, const ttrpc::Reply& reply) {
-    absl::StatusOr<task::StatsRequest> request = ParseForTask<task::StatsRequest>(payload);
-    if (!request.ok()) return reply(request.status());
-    absl::StatusOr<google::protobuf::Any> stats = StatsOf(task_->cgroups);
+    absl::StatusOr<TaskCall<task::StatsRequest>> call = ParseForTask<task::StatsRequest>(payload);
+    if (!call.ok()) return reply(call.status());
+    absl::StatusOr<google::protobuf::Any> stats = StatsOf(call->task->cgroups);
     if (!stats.ok()) return reply(stats.status());
     task::StatsResponse response;
     *response.mutable_stats() = *std::move(stats);
@@ -1140,23 +1162,24 @@ class TaskService {
   // OCI LinuxResources the request carries (JSON, as containerd marshals
   // runtime-spec types).
   void Update(const std::string& payload, const ttrpc::Reply& reply) {
-    absl::StatusOr<task::UpdateTaskRequest> request = ParseForTask<task::UpdateTaskRequest>(payload);
-    if (!request.ok()) return reply(request.status());
-    const google::protobuf::Any& resources = request->resources();
+    absl::StatusOr<TaskCall<task::UpdateTaskRequest>> call =
+        ParseForTask<task::UpdateTaskRequest>(payload);
+    if (!call.ok()) return reply(call.status());
+    const Task& t = *call->task;
+    const google::protobuf::Any& resources = call->request.resources();
     if (!absl::EndsWith(resources.type_url(), kLinuxResourcesType)) {
-      return reply(absl::InvalidArgumentError(
-          absl::StrCat("resources of type ", Quote(resources.type_url()), " are not ",
-                       kLinuxResourcesType)));
+      return reply(absl::InvalidArgumentError(absl::StrCat(
+          "resources of type ", Quote(resources.type_url()), " are not ", kLinuxResourcesType)));
     }
-    if (task_->init.status == types::STOPPED) {
+    if (t.init.status == types::STOPPED) {
       return reply(absl::FailedPreconditionError(
-          absl::StrCat("task ", Quote(task_->id), " cannot be updated: it has stopped")));
+          absl::StrCat("task ", Quote(t.id), " cannot be updated: it has stopped")));
     }
-    const std::string file = task_->bundle + "/resources.json";
+    const std::string file = t.bundle + "/resources.json";
     if (absl::Status written = files::WriteFile(file, resources.value(), 0600); !written.ok()) {
       return reply(written);
     }
-    absl::Status updated = Runtime({"update", "--resources", file, task_->id});
+    absl::Status updated = t.Runtime({"update", "--resources", file, t.id});
     ::unlink(file.c_str());
     if (!updated.ok()) return reply(updated);
     reply(std::string());
@@ -1167,22 +1190,26 @@ class TaskService {
     if (!request.ok()) return reply(request.status());
     task::ConnectResponse response;
     response.set_shim_pid(static_cast<uint32_t>(::getpid()));
-    if (task_.has_value()) response.set_task_pid(task_->init.pid);
+    if (auto found = tasks_.find(request->id()); found != tasks_.end()) {
+      response.set_task_pid(found->second.init.pid);
+    }
     response.set_version(kVersion);
     reply(response.SerializeAsString());
   }
 
-  // Ends the shim once it holds no task, as containerd's shims do.
+  // Ends the shim once it holds no task (the last of a group's gone), as
+  // containerd's shims do.
   void Shutdown(const std::string& payload, const ttrpc::Reply& reply) {
     absl::StatusOr<task::ShutdownRequest> request = Parse<task::ShutdownRequest>(payload);
     if (!request.ok()) return reply(request.status());
     reply(std::string());
-    if (!task_.has_value()) loop_.Stop();
+    if (tasks_.empty()) loop_.Stop();
   }
 
   const Flags& flags_;
   ttrpc::EventLoop& loop_;
-  std::optional<Task> task_;
+  // By id: one, or a group's (see Start).
+  std::map<std::string, Task> tasks_;
 };
 
 }  // namespace
@@ -1263,17 +1290,55 @@ void AdjustOomScore(pid_t shim) {
   }
 }
 
+// The annotations that give a task a group, all of whose tasks one shim
+// serves (a pod's containers: containerd's CRI sets the second), in the
+// order containerd's runc shim reads them.
+constexpr const char* kGroupAnnotations[] = {"io.containerd.runc.v2.group",
+                                             "io.kubernetes.cri.sandbox-id"};
+
+// The group of the task whose bundle is the working directory: a grouping
+// annotation of its config.json, else the task alone.
+std::string GroupOf(const Flags& flags) {
+  absl::StatusOr<std::string> config = files::ReadFile("config.json");
+  if (!config.ok()) return flags.id;
+  const nlohmann::json spec = nlohmann::json::parse(*config, nullptr, /*allow_exceptions=*/false);
+  if (!spec.is_object()) return flags.id;
+  auto annotations = spec.find("annotations");
+  if (annotations == spec.end() || !annotations->is_object()) return flags.id;
+  for (const char* key : kGroupAnnotations) {
+    auto group = annotations->find(key);
+    if (group != annotations->end() && group->is_string() && !group->get<std::string>().empty()) {
+      return group->get<std::string>();
+    }
+  }
+  return flags.id;
+}
+
 int Start(const Flags& flags, const char* self) {
-  const std::string path = SocketPath(flags);
+  Flags group = flags;
+  group.id = GroupOf(flags);
+  const std::string path = SocketPath(group);
+  const std::string address = "unix://" + path;
+  auto print_address = [&] {
+    if (absl::Status written = files::WriteFile("address", address); !written.ok()) {
+      std::fprintf(stderr, "%s\n", written.ToString().c_str());
+      return false;
+    }
+    std::printf("%s", address.c_str());
+    std::fflush(stdout);
+    return true;
+  };
   if (absl::Status s = files::MakeDirectories(Dirname(path), 0700); !s.ok()) {
     std::fprintf(stderr, "%s\n", s.ToString().c_str());
     return 1;
   }
   absl::StatusOr<UniqueFd> listener = ttrpc::ListenUnix(path);
   if (absl::IsAlreadyExists(listener.status())) {
-    // A socket left by a shim that is gone: take its place. A live shim
-    // for the same task is an error containerd reports.
+    // A live shim of the task's group serves it too; one for the same
+    // task alone is an error containerd reports. A socket left by a shim
+    // that is gone: take its place.
     if (ttrpc::Client::Dial(path).ok()) {
+      if (group.id != flags.id) return print_address() ? 0 : 1;
       std::fprintf(stderr, "a shim already serves %s\n", path.c_str());
       return 1;
     }
@@ -1282,12 +1347,6 @@ int Start(const Flags& flags, const char* self) {
   }
   if (!listener.ok()) {
     std::fprintf(stderr, "%s\n", listener.status().ToString().c_str());
-    return 1;
-  }
-  const std::string address = "unix://" + path;
-  if (absl::Status written = files::WriteFile("address", address); !written.ok()) {
-    std::fprintf(stderr, "%s\n", written.ToString().c_str());
-    ::unlink(path.c_str());
     return 1;
   }
   pid_t pid = ::fork();
@@ -1318,9 +1377,7 @@ int Start(const Flags& flags, const char* self) {
     ::_exit(127);
   }
   AdjustOomScore(pid);
-  std::printf("%s", address.c_str());
-  std::fflush(stdout);
-  return 0;
+  return print_address() ? 0 : 1;
 }
 
 int Delete(const Flags& flags) {
@@ -1381,9 +1438,15 @@ int Serve(const Flags& flags) {
     }
     service.Reap();
   });
+  // The socket's path (named after the task's group, see Start), to
+  // remove at the end.
+  sockaddr_un bound{};
+  socklen_t length = sizeof bound;
+  const bool named = ::getsockname(3, reinterpret_cast<sockaddr*>(&bound), &length) == 0 &&
+                     length > sizeof(sa_family_t) && bound.sun_path[0] != '\0';
   if (status.ok()) status = server.Serve(UniqueFd(3));
   if (status.ok()) status = (*loop)->Run();
-  ::unlink(SocketPath(flags).c_str());
+  if (named) ::unlink(bound.sun_path);
   if (!status.ok()) {
     log::Error("shim: serving failed", {{"error", status.ToString()}});
     return 1;

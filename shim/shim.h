@@ -6,10 +6,14 @@
 //
 //   <shim> -namespace NS -address A -publish-binary B -id ID start
 //       in the bundle directory: listens on a unix socket named after
-//       (A, NS, ID) in A's directory, under s/ (containerd's own address
+//       (A, NS, G) in A's directory, under s/ (containerd's own address
 //       gives /run/containerd/s/<sha256>, as its runc shim does), writes
 //       its address to ./address, starts the serving shim (itself, in its
 //       own session, with the socket as fd 3), prints the address, exits.
+//       G is the task's group — the io.containerd.runc.v2.group or
+//       io.kubernetes.cri.sandbox-id annotation of ./config.json, else ID —
+//       and when a shim of that group serves already, start only writes
+//       and prints its address: one shim serves a pod's containers.
 //   <shim> -namespace NS -address A -id ID
 //       serves containerd.task.v2.Task on fd 3 until Shutdown.
 //   <shim> -namespace NS -address A -id ID -bundle P delete
@@ -44,7 +48,8 @@ struct Flags {
 // Parses the command line; InvalidArgument naming what is wrong.
 absl::StatusOr<Flags> ParseFlags(int argc, char** argv);
 
-// The socket path of the shim for `flags` (see above).
+// The socket path of the shim for `flags`, whose id is the group's (see
+// above).
 std::string SocketPath(const Flags& flags);
 
 // The three modes. Each returns the process's exit code.

@@ -20,8 +20,8 @@
 #include "base/files.h"
 #include "base/status_matchers.h"
 #include "base/temp_dir.h"
-#include "gmock/gmock.h"
 #include "github.com/containerd/containerd/api/services/tasks/v1/tasks.grpc.pb.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/content_client.h"
 #include "tests/harness.h"
@@ -254,8 +254,8 @@ TEST_P(ShimTest, MetricsReportTheContainersCgroup) {
   EXPECT_THAT(Metric("measured", "cpuacct.usage"), ContainsRegex("^[1-9][0-9]*$"));
   r = Ctr({"task", "metrics", "--format", "json", "measured"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  for (const char* part : {"\"pids\"", "\"cpu\"", "\"per_cpu\"", "\"memory\"", "\"total_rss\"",
-                           "\"blkio\""}) {
+  for (const char* part :
+       {"\"pids\"", "\"cpu\"", "\"per_cpu\"", "\"memory\"", "\"total_rss\"", "\"blkio\""}) {
     EXPECT_THAT(r.out, HasSubstr(part));
   }
 }
@@ -280,6 +280,48 @@ TEST_P(ShimTest, UpdateSetsNewLimits) {
   request.set_container_id("nothing-here");
   status = tasks->Update(NamespacedContext("default").get(), request, &empty);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND) << status.error_message();
+}
+
+// Tasks whose specs carry the same group annotation (a pod's containers)
+// share one shim, which serves each as its own task and stays until the
+// last is deleted; a task without one has a shim of its own.
+TEST_P(ShimTest, OneShimServesAGroup) {
+  for (const std::string id : {"pod-a", "pod-b"}) {
+    CommandResult r = Run({"-d", "--annotation", "io.containerd.runc.v2.group=pod-1"}, id,
+                          {"/bin/busybox", "sleep", "300"});
+    ASSERT_EQ(r.exit_code, 0) << id << ": " << r.err;
+  }
+  CommandResult r = Run({"-d"}, "alone", {"/bin/busybox", "sleep", "300"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // This containerd's shims: each is started with its address.
+  auto shims = [&] {
+    CommandResult listed =
+        RunCommand({"pgrep", "-c", "-f", "containerd-shim-.* -address " + containerd_.address()});
+    int count = 0;
+    return absl::SimpleAtoi(absl::StripAsciiWhitespace(listed.out), &count) ? count : 0;
+  };
+  EXPECT_EQ(shims(), 2);
+  EXPECT_EQ(TaskStatus("pod-a"), "RUNNING");
+  EXPECT_EQ(TaskStatus("pod-b"), "RUNNING");
+  r = Ctr({"task", "exec", "--exec-id", "e1", "--fifo-dir", dir_.path(), "pod-b", "/bin/busybox",
+           "echo", "from pod-b"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "from pod-b\n");
+
+  ASSERT_EQ(Ctr({"task", "kill", "-s", "SIGKILL", "pod-a"}).exit_code, 0);
+  WaitUntil([&] { return TaskStatus("pod-a") == "STOPPED"; });
+  ASSERT_EQ(Ctr({"task", "delete", "pod-a"}).exit_code, 0);
+  EXPECT_EQ(TaskStatus("pod-b"), "RUNNING") << "its shim stays for it";
+  EXPECT_EQ(shims(), 2);
+  r = Ctr({"task", "exec", "--exec-id", "e2", "--fifo-dir", dir_.path(), "pod-b", "/bin/busybox",
+           "echo", "still here"});
+  EXPECT_EQ(r.out, "still here\n") << r.err;
+
+  ASSERT_EQ(Ctr({"task", "kill", "-s", "SIGKILL", "pod-b"}).exit_code, 0);
+  WaitUntil([&] { return TaskStatus("pod-b") == "STOPPED"; });
+  ASSERT_EQ(Ctr({"task", "delete", "pod-b"}).exit_code, 0);
+  WaitUntil([&] { return shims() == 1; });
+  EXPECT_EQ(shims(), 1) << "the group's shim goes with its last task";
 }
 
 // Where this shim does more than containerd's runc shim (which fails these
