@@ -1,6 +1,6 @@
 // Berth's metadata: one SQLite database holding every object the daemon
-// knows by name — namespaces, content records and leases now; images,
-// containers and snapshot keys as they arrive — and the garbage collector
+// knows by name — namespaces, content records, leases, images and
+// containers (the snapshotters keep their own) — and the garbage collector
 // that decides which of them are still needed.
 //
 // The model. A namespace is a named, labelled tenant (`default`, `k8s.io`,
@@ -24,12 +24,12 @@
 // once that time has passed, and garbage collection then deletes it.
 //
 // Garbage collection marks from the roots — content labelled
-// `containerd.io/gc.root`, every resource of every unexpired lease (and, as
-// they arrive, images and containers) — follows the references that content
-// labels `containerd.io/gc.ref.content[.<name>]` name, and deletes every
-// unmarked content record and every expired lease. It returns what the
-// caller must finish outside the database: blobs no namespace records any
-// more, and ingests that only expired leases held.
+// `containerd.io/gc.root`, every resource of every unexpired lease, images'
+// targets, containers' snapshots and what containers' labels name — follows
+// the references that content labels `containerd.io/gc.ref.content[.<name>]`
+// name, and deletes every unmarked content record and every expired lease.
+// It returns what the caller must finish outside the database: blobs no
+// namespace records any more, and ingests that only expired leases held.
 //
 // A worked example. berthd opens `/var/lib/berth/metadata.db` at start-up: the
 // directory is created (mode 0700) if missing and the schema is brought up to
@@ -69,6 +69,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -172,6 +173,54 @@ struct Image {
   absl::Time updated_at;
 
   friend bool operator==(const Image&, const Image&) = default;
+};
+
+// A protobuf `Any` as a client sent it: a type URL and the bytes of a value
+// of that type. The store keeps both byte for byte and never reads them.
+struct TypedValue {
+  std::string type_url;
+  std::string value;
+
+  friend bool operator==(const TypedValue&, const TypedValue&) = default;
+};
+
+// A container of a namespace: the record of what to run — its OCI runtime
+// spec, which runtime runs it, the snapshot that will be its root
+// filesystem — not a running process (that is a task). A garbage-collection
+// root for its snapshot and for what its labels reference.
+struct Container {
+  // An identifier (base/identifiers.h), unique in its namespace.
+  std::string id;
+  // As a namespace's. `containerd.io/gc.ref.content[.|/<name>]` = a digest
+  // and `containerd.io/gc.ref.snapshot.<snapshotter>[/<name>]` = a key keep
+  // that record or snapshot of the namespace alive, as on content records.
+  std::map<std::string, std::string> labels;
+  // The image it was made from, by name; any string (containerd checks none).
+  std::string image;
+  struct Runtime {
+    // Non-empty: `io.containerd.runc.v2`.
+    std::string name;
+    // Absent is not the same as present and empty (ctr sends a type URL and
+    // no bytes): both are kept as they came.
+    std::optional<TypedValue> options;
+
+    friend bool operator==(const Runtime&, const Runtime&) = default;
+  } runtime;
+  // Required. `ctr` sends `types.containerd.io/opencontainers/runtime-spec/1/
+  // Spec` with the spec's JSON as the value.
+  std::optional<TypedValue> spec;
+  // The snapshot that is its root filesystem: key `snapshot_key` of the
+  // namespace in snapshotter `snapshotter`. Both may be empty; a key needs
+  // a snapshotter. Neither is checked against the snapshotters.
+  std::string snapshotter;
+  std::string snapshot_key;
+  // Set by the store: creation, and the last change.
+  absl::Time created_at;
+  absl::Time updated_at;
+  // What clients attach, by non-empty name.
+  std::map<std::string, TypedValue> extensions;
+
+  friend bool operator==(const Container&, const Container&) = default;
 };
 
 // An object named within a namespace: a content record (id = digest), a
@@ -393,13 +442,14 @@ class MetadataStore {
   // Marked (live): content records labelled `containerd.io/gc.root`, records
   // whose digest an image targets or an unexpired lease of the same
   // namespace holds; snapshots of `snapshots` labelled `containerd.io/
-  // gc.root` or held by such a lease; and, transitively, what a live record
-  // or snapshot refers to in its namespace: a snapshot's parent, and what
-  // its `containerd.io/gc.ref.content[.|/<name>]` and `containerd.io/gc.ref.
-  // snapshot.<snapshotter>[/<name>]` labels name. A lease labelled
-  // `containerd.io/gc.flat` keeps its own records but not what they
-  // reference. A lease has expired when its `containerd.io/gc.expire` time
-  // is before `now`.
+  // gc.root`, held by such a lease or that a container names as its
+  // snapshot; what containers' reference labels name (see Container); and,
+  // transitively, what a live record or snapshot refers to in its
+  // namespace: a snapshot's parent, and what its `containerd.io/gc.ref.
+  // content[.|/<name>]` and `containerd.io/gc.ref.snapshot.<snapshotter>
+  // [/<name>]` labels name. A lease labelled `containerd.io/gc.flat` keeps
+  // its own records but not what they reference. A lease has expired when
+  // its `containerd.io/gc.expire` time is before `now`.
   //
   // Swept: expired leases (their resources with them), then every content
   // record not marked. Returns what was removed and what the caller must do
@@ -425,6 +475,42 @@ class MetadataStore {
   virtual absl::StatusOr<Image> UpdateImage(absl::string_view ns, const Image& image,
                                             const std::vector<std::string>& field_mask_paths) = 0;
   virtual absl::Status DeleteImage(absl::string_view ns, absl::string_view name) = 0;
+
+  // ---- Containers ----
+  //
+  // containerd 1.6's rules (`metadata/containers.go`). Errors name the
+  // container and its namespace.
+
+  // NotFound if `ns` has no container `id` (whatever `id` is).
+  virtual absl::StatusOr<Container> GetContainer(absl::string_view ns, absl::string_view id) = 0;
+  // By id; empty if `ns` does not exist.
+  virtual absl::StatusOr<std::vector<Container>> ListContainers(absl::string_view ns) = 0;
+  // Stores `container` with created_at = updated_at = now, creating `ns` if
+  // needed, and returns it as stored (labels with empty values dropped).
+  // InvalidArgument: an id that is not an identifier (quoted), a bad label,
+  // an empty extension name, no runtime name, no spec, or a snapshot key
+  // without a snapshotter. AlreadyExists: `ns` has a container of that id.
+  // Nothing is stored on error.
+  virtual absl::StatusOr<Container> CreateContainer(absl::string_view ns,
+                                                    const Container& container) = 0;
+  // Updates the container `container.id` of `ns` with what `field_mask_paths`
+  // take from `container`, sets updated_at to now and returns it as it now is:
+  //  - "labels", "spec", "image", "snapshotkey", "extensions": that field
+  //    whole (`snapshotkey` is snapshot_key);
+  //  - "labels.<key>", "extensions.<name>": that one entry, removed when
+  //    `container` has none (or, for a label, an empty value);
+  //  - no paths: labels, spec, extensions, image and snapshot key whole —
+  //    and then a snapshotter or runtime name other than the stored ones is
+  //    InvalidArgument (they cannot change; with paths they are ignored).
+  // InvalidArgument: an empty id, any other path ("runtime" and
+  // "snapshotter" included, as in containerd), or a result Create would
+  // refuse. NotFound: no such container. Nothing changes on error.
+  virtual absl::StatusOr<Container> UpdateContainer(
+      absl::string_view ns, const Container& container,
+      const std::vector<std::string>& field_mask_paths) = 0;
+  // Deletes the container record; its snapshot stays until garbage
+  // collection finds nothing else holds it. NotFound: no such container.
+  virtual absl::Status DeleteContainer(absl::string_view ns, absl::string_view id) = 0;
 };
 
 }  // namespace berth::store

@@ -35,7 +35,7 @@ constexpr absl::string_view kContentRefLabel = "containerd.io/gc.ref.content";
 constexpr std::string_view kSnapshotResourcePrefix = "snapshots/";
 
 // Content records live whatever else refers to them, each query yielding
-// blobs.id values. Images and containers add their query here.
+// blobs.id values.
 constexpr const char* kContentRoots[] = {
     // Labelled containerd.io/gc.root, whatever the value (as containerd).
     "SELECT blob FROM blob_labels WHERE key = 'containerd.io/gc.root'",
@@ -45,6 +45,14 @@ constexpr const char* kContentRoots[] = {
     // An image's target.
     R"sql(SELECT b.id FROM images AS i
           JOIN blobs AS b ON b.namespace = i.namespace AND b.digest = i.target_digest)sql",
+    // Named by a container's labels, as MarkSql reads a record's.
+    R"sql(SELECT b.id FROM containers AS c
+          JOIN container_labels AS ref ON ref.container = c.id
+            AND ref.key >= 'containerd.io/gc.ref.content'
+            AND ref.key < 'containerd.io/gc.ref.content0'
+          JOIN blobs AS b ON b.namespace = c.namespace AND b.digest = ref.value
+          WHERE ref.key = 'containerd.io/gc.ref.content'
+             OR substr(ref.key, length('containerd.io/gc.ref.content') + 1, 1) IN ('.', '/'))sql",
     // Held by a lease (expired ones are deleted before the mark).
     R"sql(SELECT b.id FROM leases AS l
           JOIN lease_resources AS r ON r.lease = l.id AND r.type = 'content'
@@ -198,23 +206,45 @@ bool IsContentRefLabel(absl::string_view key) {
   return key.empty() || key[0] == '.' || key[0] == '/';
 }
 
-// Snapshots named by followed live records' snapshot reference labels and
-// by the remaining leases' resources.
+// Appends to `out` the snapshots `labels` names: `labels` yields rows of
+// (namespace, label key, label value) whose keys start with
+// `containerd.io/gc.ref.snapshot.`.
+absl::Status AddSnapshotRefs(Statement& labels, std::vector<SnapshotRef>& out) {
+  while (true) {
+    BERTH_ASSIGN_OR_RETURN(bool row, labels.Step());
+    if (!row) return absl::OkStatus();
+    std::string key = labels.ColumnText(1);
+    std::optional<absl::string_view> snapshotter = SnapshotRefLabel(key);
+    if (!snapshotter.has_value()) continue;
+    out.push_back({labels.ColumnText(0), std::string(*snapshotter), labels.ColumnText(2)});
+  }
+}
+
+// Snapshots named by followed live records' and by containers' snapshot
+// reference labels, by containers as their root filesystems, and by the
+// remaining leases' resources.
 absl::StatusOr<std::vector<SnapshotRef>> ReferencedSnapshots(Db& db) {
   std::vector<SnapshotRef> out;
-  BERTH_ASSIGN_OR_RETURN(Statement labelled, db.Prepare(R"sql(
+  BERTH_ASSIGN_OR_RETURN(Statement record_labels, db.Prepare(R"sql(
       SELECT b.namespace, l.key, l.value FROM temp.gc_live AS g
       JOIN blob_labels AS l ON l.blob = g.id
         AND l.key >= 'containerd.io/gc.ref.snapshot.' AND l.key < 'containerd.io/gc.ref.snapshot/'
       JOIN blobs AS b ON b.id = g.id
       WHERE g.followed)sql"));
+  BERTH_RETURN_IF_ERROR(AddSnapshotRefs(record_labels, out));
+  BERTH_ASSIGN_OR_RETURN(Statement container_labels, db.Prepare(R"sql(
+      SELECT c.namespace, l.key, l.value FROM containers AS c
+      JOIN container_labels AS l ON l.container = c.id
+        AND l.key >= 'containerd.io/gc.ref.snapshot.'
+        AND l.key < 'containerd.io/gc.ref.snapshot/')sql"));
+  BERTH_RETURN_IF_ERROR(AddSnapshotRefs(container_labels, out));
+  BERTH_ASSIGN_OR_RETURN(Statement rootfs, db.Prepare(R"sql(
+      SELECT namespace, snapshotter, snapshot_key FROM containers
+      WHERE snapshotter != '' AND snapshot_key != '')sql"));
   while (true) {
-    BERTH_ASSIGN_OR_RETURN(bool row, labelled.Step());
+    BERTH_ASSIGN_OR_RETURN(bool row, rootfs.Step());
     if (!row) break;
-    std::string key = labelled.ColumnText(1);
-    std::optional<absl::string_view> snapshotter = SnapshotRefLabel(key);
-    if (!snapshotter.has_value()) continue;
-    out.push_back({labelled.ColumnText(0), std::string(*snapshotter), labelled.ColumnText(2)});
+    out.push_back({rootfs.ColumnText(0), rootfs.ColumnText(1), rootfs.ColumnText(2)});
   }
   BERTH_ASSIGN_OR_RETURN(Statement leased, db.Prepare(R"sql(
       SELECT l.namespace, r.type, r.resource FROM lease_resources AS r

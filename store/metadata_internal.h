@@ -1,5 +1,6 @@
 // The SQLite MetadataStore's parts, shared by its files: metadata.cc (opening,
-// namespaces), metadata_content.cc, metadata_leases.cc, metadata_gc.cc.
+// namespaces), metadata_content.cc, metadata_leases.cc, metadata_images.cc,
+// metadata_containers.cc, metadata_gc.cc.
 // Private to //store:metadata.
 #ifndef BERTH_STORE_METADATA_INTERNAL_H_
 #define BERTH_STORE_METADATA_INTERNAL_H_
@@ -75,6 +76,7 @@ extern const LabelTable kBlobLabels;       // owner: blobs.id
 extern const LabelTable kLeaseLabels;       // owner: leases.id
 extern const LabelTable kImageLabels;       // owner: images.id
 extern const LabelTable kImageAnnotations;  // owner: images.id (the target's)
+extern const LabelTable kContainerLabels;   // owner: containers.id (metadata_containers.cc)
 
 template <typename Owner>
 absl::StatusOr<Labels> ReadLabels(sqlite::Db& db, const LabelTable& table, const Owner& owner) {
@@ -186,6 +188,15 @@ class SqliteMetadataStore final : public MetadataStore {
   absl::StatusOr<Image> UpdateImage(absl::string_view ns, const Image& image,
                                     const std::vector<std::string>& field_mask_paths) override;
   absl::Status DeleteImage(absl::string_view ns, absl::string_view name) override;
+
+  absl::StatusOr<Container> GetContainer(absl::string_view ns, absl::string_view id) override;
+  absl::StatusOr<std::vector<Container>> ListContainers(absl::string_view ns) override;
+  absl::StatusOr<Container> CreateContainer(absl::string_view ns,
+                                            const Container& container) override;
+  absl::StatusOr<Container> UpdateContainer(
+      absl::string_view ns, const Container& container,
+      const std::vector<std::string>& field_mask_paths) override;
+  absl::Status DeleteContainer(absl::string_view ns, absl::string_view id) override;
 
   absl::StatusOr<std::vector<LeaseResource>> ListLeaseResources(absl::string_view ns,
                                                                 absl::string_view id) override;

@@ -640,11 +640,11 @@ TEST_F(NamespaceTest, DeleteRefusesWhileObjectsRemain) {
   sqlite::Db raw = RawDb(path_);
   ASSERT_THAT(raw.Exec(R"sql(
       CREATE TABLE gadgets (namespace TEXT NOT NULL, name TEXT NOT NULL);
-      CREATE TABLE containers (id TEXT NOT NULL, namespace TEXT NOT NULL);
+      CREATE TABLE sandboxes (id TEXT NOT NULL, namespace TEXT NOT NULL);
       CREATE TABLE volumes (namespace TEXT NOT NULL, name TEXT NOT NULL);
       CREATE TABLE settings (key TEXT, value TEXT);
       INSERT INTO gadgets VALUES ('dev', 'g1');
-      INSERT INTO containers VALUES ('c1', 'dev');
+      INSERT INTO sandboxes VALUES ('s1', 'dev');
       INSERT INTO volumes VALUES ('prod', 'data');
       INSERT INTO settings VALUES ('dev', 'dev');
   )sql"),
@@ -653,12 +653,12 @@ TEST_F(NamespaceTest, DeleteRefusesWhileObjectsRemain) {
   absl::Status status = store_->DeleteNamespace("dev");
   EXPECT_THAT(status, StatusIs(absl::StatusCode::kFailedPrecondition));
   EXPECT_EQ(status.message(),
-            "namespace \"dev\" must be empty, but it still has containers, gadgets");
+            "namespace \"dev\" must be empty, but it still has gadgets, sandboxes");
   absl::StatusOr<Namespace> dev = store_->GetNamespace("dev");
   ASSERT_THAT(dev, IsOk());
   EXPECT_EQ(dev->labels, (Labels{{"team", "infra"}}));
 
-  ASSERT_THAT(raw.Exec("DELETE FROM containers"), IsOk());
+  ASSERT_THAT(raw.Exec("DELETE FROM sandboxes"), IsOk());
   EXPECT_EQ(store_->DeleteNamespace("dev").message(),
             "namespace \"dev\" must be empty, but it still has gadgets");
 
@@ -1412,6 +1412,193 @@ TEST_F(GcTest, ImagesAreRootsForTheirTargetAndItsReferences) {
             (std::vector<NamespacedId>{{"dev", Digest(1)}, {"dev", Digest(2)}, {"dev", Digest(3)}}));
 }
 
+// ===================== containers =====================
+
+using ContainerTest = MetadataTest;
+
+// As `ctr containers create` makes one: a JSON spec, options of a type and
+// no bytes, a snapshot named after the container.
+Container MakeContainer(const std::string& id, Labels labels = {}) {
+  Container container;
+  container.id = id;
+  container.labels = std::move(labels);
+  container.image = "docker.io/library/busybox:latest";
+  container.runtime.name = "io.containerd.runc.v2";
+  container.runtime.options = TypedValue{"containerd.runc.v1.Options", ""};
+  container.spec =
+      TypedValue{"types.containerd.io/opencontainers/runtime-spec/1/Spec", R"({"ociVersion":"1"})"};
+  container.snapshotter = "overlayfs";
+  container.snapshot_key = id;
+  return container;
+}
+
+TEST_F(ContainerTest, CreateGetListDelete) {
+  const absl::Time before = absl::Now();
+  Container made = MakeContainer("c1", {{"a", "b"}, {"gone", ""}});
+  // Bytes are kept as they came, whatever they are.
+  made.spec->value = "\0\xff{not json\n"s;
+  made.extensions = {{"ext", {"example.com/Ext", "\x08\x01"s}}};
+  made.created_at = absl::UnixEpoch();  // the store's to set
+  absl::StatusOr<Container> created = store_->CreateContainer("dev", made);
+  ASSERT_THAT(created, IsOk());
+  EXPECT_EQ(created->labels, (Labels{{"a", "b"}}));
+  EXPECT_EQ(created->spec, made.spec);
+  EXPECT_EQ(created->runtime, made.runtime);
+  EXPECT_EQ(created->extensions, made.extensions);
+  EXPECT_GE(created->created_at, before);
+  EXPECT_EQ(created->created_at, created->updated_at);
+
+  Container bare = MakeContainer("a-first");
+  bare.runtime.options.reset();
+  bare.snapshotter.clear();
+  bare.snapshot_key.clear();
+  bare.image.clear();
+  ASSERT_THAT(store_->CreateContainer("dev", bare), IsOk());
+  absl::StatusOr<Container> got = store_->GetContainer("dev", "a-first");
+  ASSERT_THAT(got, IsOk());
+  EXPECT_FALSE(got->runtime.options.has_value()) << "absent options stay absent";
+  EXPECT_EQ(got->snapshotter, "");
+
+  absl::StatusOr<std::vector<Container>> listed = store_->ListContainers("dev");
+  ASSERT_THAT(listed, IsOk());
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_EQ((*listed)[0].id, "a-first");
+  EXPECT_EQ((*listed)[1], *created);
+  EXPECT_THAT(*store_->ListContainers("other"), IsEmpty());
+
+  ASSERT_THAT(store_->DeleteContainer("dev", "c1"), IsOk());
+  EXPECT_THAT(store_->GetContainer("dev", "c1"), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(store_->DeleteContainer("dev", "c1"), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_EQ(store_->ListContainers("dev")->size(), 1u);
+  // The same id in another namespace is another container.
+  EXPECT_THAT(store_->CreateContainer("other", MakeContainer("a-first")), IsOk());
+}
+
+TEST_F(ContainerTest, UpdateFollowsTheFieldMask) {
+  Container first = MakeContainer("c1", {{"keep", "1"}, {"drop", "2"}});
+  first.extensions = {{"kept", {"t/kept", "k"}}, {"dropped", {"t/dropped", "d"}}};
+  ASSERT_THAT(store_->CreateContainer("dev", first), IsOk());
+
+  Container change = MakeContainer("c1", {{"new", "3"}});
+  change.image = "example.com/other:1";
+  change.spec = TypedValue{"t/spec", "{}"};
+  change.snapshot_key = "other-key";
+  change.extensions = {{"added", {"t/added", "a"}}};
+  absl::StatusOr<Container> updated = store_->UpdateContainer(
+      "dev", change, {"labels.new", "labels.drop", "extensions.added", "extensions.dropped"});
+  ASSERT_THAT(updated, IsOk());
+  EXPECT_EQ(updated->labels, (Labels{{"keep", "1"}, {"new", "3"}}));
+  EXPECT_EQ(updated->extensions, (std::map<std::string, TypedValue>{{"added", {"t/added", "a"}},
+                                                                    {"kept", {"t/kept", "k"}}}));
+  EXPECT_EQ(updated->spec, first.spec) << "spec not in the mask";
+  EXPECT_GE(updated->updated_at, updated->created_at);
+
+  updated = store_->UpdateContainer("dev", change, {"spec", "image", "snapshotkey"});
+  ASSERT_THAT(updated, IsOk());
+  EXPECT_EQ(updated->spec, change.spec);
+  EXPECT_EQ(updated->image, "example.com/other:1");
+  EXPECT_EQ(updated->snapshot_key, "other-key");
+
+  // Paths name fields that can change: the snapshotter and runtime cannot.
+  Container moved = MakeContainer("c1");
+  moved.snapshotter = "native";
+  moved.runtime.name = "io.containerd.berth.v1";
+  for (const std::string path : {"runtime", "snapshotter", "id", "created_at", "label"}) {
+    absl::Status status = store_->UpdateContainer("dev", moved, {path}).status();
+    EXPECT_THAT(status, StatusIs(absl::StatusCode::kInvalidArgument)) << path;
+    EXPECT_THAT(status.message(), HasSubstr(absl::StrCat("\"", path, "\""))) << path;
+  }
+  // Without a mask they must not differ, and the rest is replaced whole.
+  EXPECT_THAT(store_->UpdateContainer("dev", moved, {}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  moved.snapshotter = "overlayfs";
+  EXPECT_THAT(store_->UpdateContainer("dev", moved, {}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  updated = store_->UpdateContainer("dev", MakeContainer("c1"), {});
+  ASSERT_THAT(updated, IsOk());
+  Container want = MakeContainer("c1");
+  want.created_at = updated->created_at;
+  want.updated_at = updated->updated_at;
+  EXPECT_EQ(*updated, want);
+  // With a mask, fields outside it are ignored, changeable or not.
+  updated = store_->UpdateContainer("dev", moved, {"labels"});
+  ASSERT_THAT(updated, IsOk());
+  EXPECT_EQ(updated->runtime.name, "io.containerd.runc.v2");
+}
+
+TEST_F(ContainerTest, BadContainersAreRefusedAndNothingIsStored) {
+  struct Case {
+    const char* name;
+    Container container;
+    const char* message;
+  };
+  Container bad_label = MakeContainer("c", {{"", "v"}});
+  Container no_runtime = MakeContainer("c");
+  no_runtime.runtime.name.clear();
+  Container no_spec = MakeContainer("c");
+  no_spec.spec.reset();
+  Container key_alone = MakeContainer("c");
+  key_alone.snapshotter.clear();
+  Container nameless_extension = MakeContainer("c");
+  nameless_extension.extensions = {{"", {"t", "v"}}};
+  const Case cases[] = {
+      {"EmptyId", MakeContainer(""), "container id: identifier must not be empty"},
+      {"SlashInId", MakeContainer("bad/id"), "\"bad/id\""},
+      {"TooLongId", MakeContainer(std::string(77, 'a')), "maximum length"},
+      {"BadLabel", bad_label, "label key must not be empty"},
+      {"NoRuntimeName", no_runtime, "runtime name must be set"},
+      {"NoSpec", no_spec, "spec must be set"},
+      {"SnapshotKeyWithoutSnapshotter", key_alone, "snapshot key \"c\" needs a snapshotter"},
+      {"EmptyExtensionName", nameless_extension, "extension names must not be empty"},
+  };
+  for (const Case& c : cases) {
+    absl::Status status = store_->CreateContainer("dev", c.container).status();
+    EXPECT_THAT(status, StatusIs(absl::StatusCode::kInvalidArgument)) << c.name;
+    EXPECT_THAT(status.message(), HasSubstr(c.message)) << c.name;
+  }
+  EXPECT_THAT(*store_->ListContainers("dev"), IsEmpty());
+  EXPECT_THAT(Names(), IsEmpty()) << "no namespace made either";
+  EXPECT_THAT(store_->CreateContainer("bad/ns", MakeContainer("c")),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+
+  // Updates that would make it bad, or name nothing, change nothing.
+  ASSERT_THAT(store_->CreateContainer("dev", MakeContainer("c", {{"a", "b"}})), IsOk());
+  const Container stored = *store_->GetContainer("dev", "c");
+  EXPECT_THAT(store_->CreateContainer("dev", MakeContainer("c")),
+              StatusIs(absl::StatusCode::kAlreadyExists));
+  EXPECT_THAT(store_->UpdateContainer("dev", no_spec, {"spec", "labels.a"}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(store_->UpdateContainer("dev", bad_label, {"labels"}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(store_->UpdateContainer("dev", MakeContainer(""), {}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  absl::Status missing = store_->UpdateContainer("dev", MakeContainer("ghost"), {}).status();
+  EXPECT_THAT(missing, StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_EQ(missing.message(), "container \"ghost\" in namespace \"dev\": not found");
+  EXPECT_THAT(store_->GetContainer("dev", "bad/id"), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_EQ(*store_->GetContainer("dev", "c"), stored);
+}
+
+TEST_F(ContainerTest, AContainerKeepsItsNamespace) {
+  ASSERT_THAT(store_->CreateContainer("dev", MakeContainer("c")), IsOk());
+  EXPECT_EQ(store_->DeleteNamespace("dev").message(),
+            "namespace \"dev\" must be empty, but it still has containers");
+  ASSERT_THAT(store_->DeleteContainer("dev", "c"), IsOk());
+  EXPECT_THAT(store_->DeleteNamespace("dev"), IsOk());
+}
+
+TEST_F(ContainerTest, ReopenSeesContainers) {
+  Container made = MakeContainer("c", {{"a", "b"}});
+  made.extensions = {{"e", {"t/e", "v"}}};
+  ASSERT_THAT(store_->CreateContainer("dev", made), IsOk());
+  const Container before = *store_->GetContainer("dev", "c");
+  store_.reset();
+  absl::StatusOr<std::unique_ptr<MetadataStore>> reopened = MetadataStore::Open(path_);
+  ASSERT_THAT(reopened, IsOk());
+  store_ = std::move(*reopened);
+  EXPECT_EQ(*store_->GetContainer("dev", "c"), before);
+}
+
 // ===================== garbage collection =====================
 
 const absl::Time kJan2030 = absl::FromCivil(absl::CivilSecond(2030, 1, 1, 0, 0, 0), absl::UTCTimeZone());
@@ -1809,6 +1996,47 @@ TEST_F(GcTest, ASnapshotParentLoopEnds) {
                                                                {"dev", "overlayfs", "b"},
                                                                {"dev", "overlayfs", "c"},
                                                            }));
+}
+
+// A container keeps its snapshot (with its parents) and what its labels
+// name, content and snapshots, in its own namespace; once it is deleted
+// they all go.
+TEST_F(GcTest, ContainersAreRootsForTheirSnapshotAndLabels) {
+  ASSERT_THAT(Add("dev", Digest(1), {{"containerd.io/gc.ref.content", Digest(2)}}), IsOk());
+  ASSERT_THAT(Add("dev", Digest(2)), IsOk());
+  ASSERT_THAT(Add("dev", Digest(3)), IsOk());
+  ASSERT_THAT(Add("prod", Digest(1)), IsOk());
+  Container container = MakeContainer("c1", {{"containerd.io/gc.ref.content.spec", Digest(1)},
+                                             {"containerd.io/gc.ref.contentx", Digest(3)},
+                                             {"containerd.io/gc.ref.snapshot.native/x", "extra"}});
+  ASSERT_THAT(store_->CreateContainer("dev", container), IsOk());
+  // Its root filesystem without a snapshotter names no snapshot.
+  Container keyless = MakeContainer("c2");
+  keyless.snapshot_key.clear();
+  ASSERT_THAT(store_->CreateContainer("dev", keyless), IsOk());
+  const std::vector<SnapshotNode> nodes = {
+      {{"dev", "overlayfs", "sha256:layer"}, "", {}},
+      {{"dev", "overlayfs", "c1"}, "sha256:layer", {}},
+      {{"dev", "overlayfs", "c2"}, "", {}},
+      {{"dev", "native", "extra"}, "", {}},
+      {{"dev", "native", "c1"}, "", {}},
+      {{"prod", "overlayfs", "c1"}, "", {}},
+  };
+  GcResult result = Collect(nodes);
+  EXPECT_EQ(Sorted(result.unreferenced_snapshots), (std::vector<SnapshotRef>{
+                                                       {"dev", "native", "c1"},
+                                                       {"dev", "overlayfs", "c2"},
+                                                       {"prod", "overlayfs", "c1"},
+                                                   }));
+  EXPECT_EQ(result.removed_content,
+            (std::vector<NamespacedId>{{"dev", Digest(3)}, {"prod", Digest(1)}}));
+
+  ASSERT_THAT(store_->DeleteContainer("dev", "c1"), IsOk());
+  result = Collect(nodes);
+  EXPECT_EQ(result.unreferenced_snapshots.size(), nodes.size());
+  EXPECT_TRUE(EachBeforeItsParent(result.unreferenced_snapshots, nodes));
+  EXPECT_EQ(result.removed_content,
+            (std::vector<NamespacedId>{{"dev", Digest(1)}, {"dev", Digest(2)}}));
 }
 
 // ===================== readers beside the writer =====================

@@ -133,6 +133,44 @@ CREATE TABLE image_annotations (
   PRIMARY KEY (image, key)
 ) STRICT, WITHOUT ROWID;
 )sql"},
+    {4, R"sql(
+-- Type URLs and values of protobuf Anys are TEXT holding the client's bytes
+-- as they came (SQLite stores and returns text byte for byte).
+CREATE TABLE containers (
+  id INTEGER PRIMARY KEY,
+  namespace TEXT NOT NULL REFERENCES namespaces (name),
+  -- The container's id, as clients name it.
+  name TEXT NOT NULL,
+  image TEXT NOT NULL,
+  runtime_name TEXT NOT NULL,
+  -- Both NULL: no options (not the same as options of an empty value).
+  runtime_options_type_url TEXT,
+  runtime_options TEXT,
+  spec_type_url TEXT NOT NULL,
+  spec TEXT NOT NULL,
+  -- '' for none.
+  snapshotter TEXT NOT NULL,
+  snapshot_key TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  UNIQUE (namespace, name)
+) STRICT;
+
+CREATE TABLE container_labels (
+  container INTEGER NOT NULL REFERENCES containers (id) ON DELETE CASCADE,
+  key TEXT NOT NULL,
+  value TEXT NOT NULL,
+  PRIMARY KEY (container, key)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE container_extensions (
+  container INTEGER NOT NULL REFERENCES containers (id) ON DELETE CASCADE,
+  name TEXT NOT NULL,
+  type_url TEXT NOT NULL,
+  value TEXT NOT NULL,
+  PRIMARY KEY (container, name)
+) STRICT, WITHOUT ROWID;
+)sql"},
 };
 
 static_assert(kApplicationId == 1114797133, "the first migration spells kApplicationId out");
