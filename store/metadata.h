@@ -498,7 +498,8 @@ class MetadataStore {
   //  - "labels", "spec", "image", "snapshotkey", "extensions": that field
   //    whole (`snapshotkey` is snapshot_key);
   //  - "labels.<key>", "extensions.<name>": that one entry, removed when
-  //    `container` has none (or, for a label, an empty value);
+  //    `container` has none (or, for a label, an empty value; containerd
+  //    stores an empty extension instead); an empty <name> is refused;
   //  - no paths: labels, spec, extensions, image and snapshot key whole —
   //    and then a snapshotter or runtime name other than the stored ones is
   //    InvalidArgument (they cannot change; with paths they are ignored).

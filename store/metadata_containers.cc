@@ -46,9 +46,8 @@ absl::Status ValidateContainer(absl::string_view ns, const Container& container)
     return absl::InvalidArgumentError(absl::StrCat(what, ": spec must be set"));
   }
   if (!container.snapshot_key.empty() && container.snapshotter.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(what, ": snapshot key ",
-                                                   Quote(container.snapshot_key),
-                                                   " needs a snapshotter"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, ": snapshot key ", Quote(container.snapshot_key), " needs a snapshotter"));
   }
   return absl::OkStatus();
 }
@@ -183,16 +182,14 @@ absl::StatusOr<Container> Masked(Container current, const Container& requested,
     // Fields that cannot change yet must not differ in a whole update, so
     // that making them changeable later changes no client's result.
     if (requested.snapshotter != current.snapshotter) {
-      return absl::InvalidArgumentError(absl::StrCat(what, ": snapshotter ",
-                                                     Quote(current.snapshotter),
-                                                     " cannot change to ",
-                                                     Quote(requested.snapshotter)));
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, ": snapshotter ", Quote(current.snapshotter), " cannot change to ",
+                       Quote(requested.snapshotter)));
     }
     if (requested.runtime.name != current.runtime.name) {
-      return absl::InvalidArgumentError(absl::StrCat(what, ": runtime name ",
-                                                     Quote(current.runtime.name),
-                                                     " cannot change to ",
-                                                     Quote(requested.runtime.name)));
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, ": runtime name ", Quote(current.runtime.name), " cannot change to ",
+                       Quote(requested.runtime.name)));
     }
     return Masked(std::move(current), requested, kReplacedWithoutMask, what);
   }
@@ -200,7 +197,13 @@ absl::StatusOr<Container> Masked(Container current, const Container& requested,
     if (absl::StartsWith(path, "labels.")) {
       CopyEntry(current.labels, requested.labels, path.substr(sizeof("labels.") - 1));
     } else if (absl::StartsWith(path, "extensions.")) {
-      CopyEntry(current.extensions, requested.extensions, path.substr(sizeof("extensions.") - 1));
+      const std::string name = path.substr(sizeof("extensions.") - 1);
+      // containerd would store an extension of that name, and refuses it.
+      if (name.empty()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(what, ": extension names must not be empty"));
+      }
+      CopyEntry(current.extensions, requested.extensions, name);
     } else if (path == "labels") {
       current.labels = requested.labels;
     } else if (path == "spec") {

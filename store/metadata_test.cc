@@ -1508,6 +1508,8 @@ TEST_F(ContainerTest, UpdateFollowsTheFieldMask) {
     EXPECT_THAT(status, StatusIs(absl::StatusCode::kInvalidArgument)) << path;
     EXPECT_THAT(status.message(), HasSubstr(absl::StrCat("\"", path, "\""))) << path;
   }
+  EXPECT_THAT(store_->UpdateContainer("dev", moved, {"extensions."}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
   // Without a mask they must not differ, and the rest is replaced whole.
   EXPECT_THAT(store_->UpdateContainer("dev", moved, {}),
               StatusIs(absl::StatusCode::kInvalidArgument));

@@ -17,6 +17,7 @@
 #include "absl/strings/strip.h"
 #include "base/status_matchers.h"
 #include "github.com/containerd/containerd/api/events/namespace.pb.h"
+#include "github.com/containerd/containerd/api/services/containers/v1/containers.grpc.pb.h"
 #include "github.com/containerd/containerd/api/services/content/v1/content.grpc.pb.h"
 #include "github.com/containerd/containerd/api/services/leases/v1/leases.grpc.pb.h"
 #include "github.com/containerd/containerd/api/services/events/v1/events.grpc.pb.h"
@@ -1027,6 +1028,372 @@ TEST_P(ApiTest, CtrImagesImportKeepsEscapingEntriesInside) {
   EXPECT_NE(r.exit_code, 0);
   EXPECT_THAT(r.err, HasSubstr("stolen"));
   EXPECT_THAT(RunCommand({"findmnt", "-rn", "-o", "TARGET"}).out, Not(HasSubstr(daemon_.root())));
+}
+
+
+// ===================== containers =====================
+
+constexpr char kBusybox[] = "docker.io/library/busybox:latest";
+// Container c1's snapshot, an active one on a layer, in `ctr snapshots ls`.
+constexpr char kContainerSnapshot[] = "(^|\n)c1 +sha256:[0-9a-f]+ +Active";
+
+// Imports (and unpacks) the test image into namespace `ns`, building its
+// archive in `dir`.
+CommandResult ImportBusybox(const Daemon& daemon, const std::string& dir,
+                            const std::string& ns = "default") {
+  const std::string archive = dir + "/busybox.tar";
+  CommandResult r = MakeImageArchive("oci", archive, kBusybox);
+  if (r.exit_code != 0) return r;
+  return Ctr(daemon, {"-n", ns, "images", "import", archive});
+}
+
+// `json` parsed and printed back with sorted keys, by Python's json module:
+// two texts of one JSON value print the same.
+std::string CanonicalJson(const std::string& json) {
+  CommandResult r = RunCommand(
+      {"python3", "-c", "import json, sys; print(json.dumps(json.load(sys.stdin), sort_keys=True))"},
+      absl::Seconds(30), json);
+  EXPECT_EQ(r.exit_code, 0) << r.err << json;
+  return r.out;
+}
+
+namespace containers_api = ::containerd::services::containers::v1;
+
+// Subscribes `ctr events` to the topics `filter` selects, among them
+// /namespaces/create: namespaces are created until it hears one (the
+// subscription is asynchronous), so what follows is heard.
+std::unique_ptr<Process> SubscribedEvents(const Daemon& daemon, const std::string& filter) {
+  auto events = std::make_unique<Process>(
+      std::vector<std::string>{"ctr", "--address", daemon.address(), "events", filter});
+  for (int i = 0; i < 50; ++i) {
+    EXPECT_EQ(Ctr(daemon, {"namespaces", "create", absl::StrCat("probe-", i)}).exit_code, 0);
+    if (events->WaitForOutput("/namespaces/create", absl::Milliseconds(100))) return events;
+  }
+  ADD_FAILURE() << "ctr events heard nothing: " << events->Output();
+  return events;
+}
+
+// ctr containers, end to end: a container made from an imported image has
+// the image's snapshot under it and a spec ctr reads back; it is listed,
+// labelled, filtered, and removed with its snapshot; each change is
+// published.
+TEST_P(ApiTest, CtrContainersCreateListInfoLabelRemove) {
+  TempDir dir;
+  CommandResult r = ImportBusybox(daemon_, dir.path());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::unique_ptr<Process> events =
+      SubscribedEvents(daemon_, "topic~=\"^/(containers|namespaces)/\"");
+
+  r = Ctr({"containers", "create", kBusybox, "c1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = Ctr({"containers", "ls"});
+  EXPECT_THAT(r.out, ContainsRegex("c1 +docker.io/library/busybox:latest +io.containerd.runc.v2"));
+  EXPECT_THAT(Ctr({"snapshots", "ls"}).out, ContainsRegex(kContainerSnapshot));
+
+  r = Ctr({"containers", "info", "c1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("\"SnapshotKey\": \"c1\""));
+  EXPECT_THAT(r.out, HasSubstr("\"Snapshotter\": \"overlayfs\""));
+  EXPECT_THAT(r.out, HasSubstr("\"type_url\": \"containerd.runc.v1.Options\""));
+  // The spec ctr prints is the one stored: the image's command, and the
+  // very JSON value the Containers service returns.
+  r = Ctr({"containers", "info", "--spec", "c1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, ContainsRegex("\"args\": \\[\\s*\"/bin/sh\"\\s*\\]"));
+  auto stub = containers_api::Containers::NewStub(Connect(daemon_));
+  containers_api::GetContainerRequest get;
+  get.set_id("c1");
+  containers_api::GetContainerResponse got;
+  grpc::Status status = stub->Get(NamespacedContext("default").get(), get, &got);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(got.container().spec().type_url(),
+            "types.containerd.io/opencontainers/runtime-spec/1/Spec");
+  EXPECT_EQ(CanonicalJson(r.out), CanonicalJson(got.container().spec().value()));
+
+  ASSERT_EQ(Ctr({"containers", "label", "c1", "team=a"}).exit_code, 0);
+  EXPECT_THAT(Ctr({"containers", "info", "c1"}).out, HasSubstr("\"team\": \"a\""));
+  EXPECT_EQ(Ctr({"containers", "ls", "-q", "labels.team==a"}).out, "c1\n");
+  EXPECT_EQ(Ctr({"containers", "ls", "-q", "labels.team==b"}).out, "");
+  EXPECT_EQ(Ctr({"containers", "ls", "-q", "image==docker.io/library/busybox:latest"}).out, "c1\n");
+  EXPECT_EQ(Ctr({"containers", "ls", "-q", "runtime.name~=runc,id==c1"}).out, "c1\n");
+  EXPECT_EQ(Ctr({"containers", "ls", "-q", "id==c2", "labels.team"}).out, "c1\n");
+  // containerd 1.6 filters on nothing else.
+  EXPECT_EQ(Ctr({"containers", "ls", "-q", "snapshotter==overlayfs"}).out, "");
+  r = Ctr({"containers", "ls", "id=="});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr("invalid argument"));
+
+  r = Ctr({"containers", "rm", "c1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Ctr({"containers", "ls", "-q"}).out, "");
+  EXPECT_THAT(Ctr({"snapshots", "ls"}).out, Not(ContainsRegex(kContainerSnapshot)))
+      << "ctr removes it";
+
+  ASSERT_TRUE(events->WaitForOutput("/containers/delete", absl::Seconds(10))) << events->Output();
+  const std::string output = events->Output();
+  EXPECT_THAT(output, ContainsRegex("/containers/create \\{\"id\":\"c1\",\"image\":\"docker.io/"
+                                    "library/busybox:latest\",\"runtime\":\\{\"name\":"
+                                    "\"io.containerd.runc.v2\""));
+  EXPECT_THAT(output, ContainsRegex("/containers/update \\{\"id\":\"c1\".*\"team\":\"a\""));
+  EXPECT_THAT(output, HasSubstr("/containers/delete {\"id\":\"c1\"}"));
+  events->Stop(SIGTERM);
+}
+
+// A container holds its snapshot, and with it the image's layers, through
+// collections, even once the image is gone; removed without its snapshot
+// (--keep-snapshot), the next collection takes them all.
+TEST_P(ApiTest, AContainerKeepsItsSnapshotFromCollection) {
+  TempDir dir;
+  CommandResult r = ImportBusybox(daemon_, dir.path());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = Ctr({"containers", "create", kBusybox, "c1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::vector<std::string> layers = CommittedSnapshots(Ctr({"snapshots", "ls"}).out);
+  ASSERT_FALSE(layers.empty());
+
+  ASSERT_EQ(Ctr({"images", "rm", "--sync", kBusybox}).exit_code, 0);
+  Collect();
+  r = Ctr({"snapshots", "ls"});
+  EXPECT_THAT(r.out, ContainsRegex(kContainerSnapshot));
+  EXPECT_EQ(CommittedSnapshots(r.out), layers) << "the container's snapshot keeps its parents";
+
+  r = Ctr({"containers", "rm", "--keep-snapshot", "c1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  Collect();
+  r = Ctr({"snapshots", "ls"});
+  EXPECT_THAT(r.out, Not(ContainsRegex(kContainerSnapshot)));
+  EXPECT_THAT(CommittedSnapshots(r.out), ::testing::IsEmpty());
+}
+
+// A namespace holding a container cannot be deleted; once it goes, it can.
+TEST_P(ApiTest, NamespaceWithAContainerCannotBeDeleted) {
+  auto stub = containers_api::Containers::NewStub(Connect(daemon_));
+  containers_api::CreateContainerRequest create;
+  create.mutable_container()->set_id("c1");
+  create.mutable_container()->mutable_runtime()->set_name("io.containerd.runc.v2");
+  create.mutable_container()->mutable_spec()->set_type_url("example.com/Spec");
+  containers_api::CreateContainerResponse created;
+  grpc::Status status = stub->Create(NamespacedContext("busy").get(), create, &created);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  CommandResult r = Ctr({"namespaces", "rm", "busy"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr("must be empty, but it still has containers"));
+  EXPECT_EQ(Ctr({"-n", "busy", "containers", "ls", "-q"}).out, "c1\n");
+  ASSERT_EQ(Ctr({"-n", "busy", "containers", "rm", "c1"}).exit_code, 0);
+  r = Ctr({"namespaces", "rm", "busy"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+// Each bad request fails with containerd's code, naming what is wrong, and
+// changes nothing.
+TEST_P(ApiTest, BadContainerRequestsFailClearly) {
+  TempDir dir;
+  CommandResult r = ImportBusybox(daemon_, dir.path());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_EQ(Ctr({"containers", "create", "--label", "a=b", kBusybox, "c1"}).exit_code, 0);
+  const std::string before = Ctr({"containers", "info", "c1"}).out;
+  struct Case {
+    const char* name;
+    std::vector<std::string> args;
+    std::vector<std::string> errors;  // each in ctr's message
+  } cases[] = {
+      {"SlashInId", {"containers", "create", kBusybox, "bad/id"}, {"\"bad/id\"", "invalid argument"}},
+      {"TrailingDotInId", {"containers", "create", kBusybox, "x."}, {"\"x.\"", "invalid argument"}},
+      {"DuplicateId", {"containers", "create", kBusybox, "c1"}, {"\"c1\"", "already exists"}},
+      {"RemoveUnknown", {"containers", "rm", "nope"}, {"\"nope\"", "not found"}},
+      {"InfoOfUnknown", {"containers", "info", "nope"}, {"\"nope\"", "not found"}},
+      {"LabelUnknown", {"containers", "label", "nope", "a=b"}, {"\"nope\"", "not found"}},
+  };
+  for (const Case& c : cases) {
+    r = Ctr(c.args);
+    EXPECT_NE(r.exit_code, 0) << c.name;
+    for (const std::string& error : c.errors) EXPECT_THAT(r.err, HasSubstr(error)) << c.name;
+  }
+  EXPECT_EQ(Ctr({"containers", "ls", "-q"}).out, "c1\n");
+  EXPECT_EQ(Ctr({"containers", "info", "c1"}).out, before);
+}
+
+
+// The Containers service's own calls: each mask path replaces its field or
+// entry alone, a whole update keeps the snapshotter and runtime, the spec
+// comes back byte for byte, and each bad request carries containerd's code.
+TEST_P(ApiTest, ContainerUpdateFollowsTheFieldMask) {
+  auto stub = containers_api::Containers::NewStub(Connect(daemon_));
+  auto any = [](const std::string& type_url, const std::string& value) {
+    google::protobuf::Any out;
+    out.set_type_url(type_url);
+    out.set_value(value);
+    return out;
+  };
+  auto create = [&](const containers_api::Container& container,
+                    containers_api::Container* out = nullptr) {
+    containers_api::CreateContainerRequest request;
+    *request.mutable_container() = container;
+    containers_api::CreateContainerResponse response;
+    grpc::Status status = stub->Create(NamespacedContext("default").get(), request, &response);
+    if (out != nullptr) *out = response.container();
+    return status;
+  };
+  auto update = [&](const containers_api::Container& container,
+                    const std::vector<std::string>& paths, containers_api::Container* out) {
+    containers_api::UpdateContainerRequest request;
+    *request.mutable_container() = container;
+    for (const std::string& path : paths) request.mutable_update_mask()->add_paths(path);
+    containers_api::UpdateContainerResponse response;
+    grpc::Status status = stub->Update(NamespacedContext("default").get(), request, &response);
+    *out = response.container();
+    return status;
+  };
+  auto labels = [](const containers_api::Container& container) {
+    return std::map<std::string, std::string>(container.labels().begin(),
+                                              container.labels().end());
+  };
+  auto extensions = [](const containers_api::Container& container) {
+    std::map<std::string, std::string> out;
+    for (const auto& [name, value] : container.extensions()) {
+      out[name] = value.type_url() + "=" + value.value();
+    }
+    return out;
+  };
+
+  containers_api::Container first;
+  first.set_id("c1");
+  (*first.mutable_labels())["keep"] = "1";
+  (*first.mutable_labels())["drop"] = "2";
+  first.set_image("example.com/a:1");
+  first.mutable_runtime()->set_name("io.containerd.runc.v2");
+  // Not as any JSON library would write it: stored, not re-encoded.
+  const std::string spec_json = "{ \"ociVersion\" : \"1.0.2\",\n\t\"z\": 1, \"a\": [ ] }";
+  *first.mutable_spec() = any("types.containerd.io/opencontainers/runtime-spec/1/Spec", spec_json);
+  first.set_snapshotter("overlayfs");
+  first.set_snapshot_key("k1");
+  (*first.mutable_extensions())["kept"] = any("example.com/Kept", "k");
+  containers_api::Container got;
+  grpc::Status status = create(first, &got);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(got.spec().value(), spec_json);
+  EXPECT_FALSE(got.runtime().has_options());
+
+  containers_api::Container change = first;
+  change.clear_labels();
+  (*change.mutable_labels())["new"] = "3";
+  change.set_image("example.com/b:2");
+  *change.mutable_spec() = any("example.com/Spec", "other");
+  change.set_snapshot_key("k2");
+  change.clear_extensions();
+  (*change.mutable_extensions())["added"] = any("example.com/Added", "a");
+  status = update(change, {"labels.new", "labels.drop", "extensions.added"}, &got);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(labels(got), (std::map<std::string, std::string>{{"keep", "1"}, {"new", "3"}}));
+  EXPECT_EQ(extensions(got), (std::map<std::string, std::string>{
+                                 {"added", "example.com/Added=a"}, {"kept", "example.com/Kept=k"}}));
+  EXPECT_EQ(got.image(), "example.com/a:1");
+  EXPECT_EQ(got.spec().value(), spec_json);
+
+  status = update(change, {"image", "snapshotkey", "spec"}, &got);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(got.image(), "example.com/b:2");
+  EXPECT_EQ(got.snapshot_key(), "k2");
+  EXPECT_EQ(got.spec().type_url(), "example.com/Spec");
+  EXPECT_EQ(labels(got).size(), 2u);
+
+  // No mask: labels, spec, image, snapshot key and extensions whole; the
+  // snapshotter and runtime must stay.
+  containers_api::Container whole = first;
+  (*whole.mutable_extensions())["kept"] = any("example.com/Kept", "new");
+  status = update(whole, {}, &got);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(labels(got), labels(first));
+  EXPECT_EQ(got.image(), "example.com/a:1");
+  EXPECT_EQ(got.snapshot_key(), "k1");
+  EXPECT_EQ(got.spec().value(), spec_json);
+  EXPECT_EQ(extensions(got)["kept"], "example.com/Kept=new");
+  EXPECT_GE(got.updated_at().seconds(), got.created_at().seconds());
+
+  struct BadUpdate {
+    const char* name;
+    containers_api::Container container;
+    std::vector<std::string> paths;
+    grpc::StatusCode code;
+  };
+  containers_api::Container moved = first;
+  moved.set_snapshotter("native");
+  containers_api::Container rerun = first;
+  rerun.mutable_runtime()->set_name("io.containerd.runc.v1");
+  containers_api::Container no_spec = first;
+  no_spec.clear_spec();
+  containers_api::Container ghost = first;
+  ghost.set_id("ghost");
+  containers_api::Container no_id = first;
+  no_id.clear_id();
+  const BadUpdate bad_updates[] = {
+      {"RuntimePath", rerun, {"runtime"}, grpc::StatusCode::INVALID_ARGUMENT},
+      {"UnknownPath", first, {"created_at"}, grpc::StatusCode::INVALID_ARGUMENT},
+      {"NamelessExtension", first, {"extensions."}, grpc::StatusCode::INVALID_ARGUMENT},
+      {"NewSnapshotter", moved, {}, grpc::StatusCode::INVALID_ARGUMENT},
+      {"NewRuntime", rerun, {}, grpc::StatusCode::INVALID_ARGUMENT},
+      {"SpecRemoved", no_spec, {"spec"}, grpc::StatusCode::INVALID_ARGUMENT},
+      {"NoId", no_id, {}, grpc::StatusCode::INVALID_ARGUMENT},
+      {"Unknown", ghost, {}, grpc::StatusCode::NOT_FOUND},
+  };
+  for (const BadUpdate& c : bad_updates) {
+    EXPECT_EQ(update(c.container, c.paths, &got).error_code(), c.code) << c.name;
+  }
+
+  containers_api::Container no_runtime = first;
+  no_runtime.set_id("c2");
+  no_runtime.mutable_runtime()->clear_name();
+  containers_api::Container spec_missing = no_spec;
+  spec_missing.set_id("c2");
+  containers_api::Container key_alone = first;
+  key_alone.set_id("c2");
+  key_alone.clear_snapshotter();
+  const std::pair<containers_api::Container, grpc::StatusCode> bad_creates[] = {
+      {first, grpc::StatusCode::ALREADY_EXISTS},
+      {no_runtime, grpc::StatusCode::INVALID_ARGUMENT},
+      {spec_missing, grpc::StatusCode::INVALID_ARGUMENT},
+      {key_alone, grpc::StatusCode::INVALID_ARGUMENT},
+  };
+  for (const auto& [container, code] : bad_creates) {
+    status = create(container);
+    EXPECT_EQ(status.error_code(), code) << status.error_message();
+  }
+
+  // Nothing of that changed the container.
+  containers_api::GetContainerRequest get;
+  get.set_id("c1");
+  containers_api::GetContainerResponse stored;
+  ASSERT_TRUE(stub->Get(NamespacedContext("default").get(), get, &stored).ok());
+  EXPECT_EQ(stored.container().spec().value(), spec_json);
+  EXPECT_EQ(stored.container().runtime().name(), "io.containerd.runc.v2");
+  EXPECT_EQ(stored.container().snapshotter(), "overlayfs");
+
+  // ListStream: one container a message.
+  ASSERT_TRUE(create([&] {
+                containers_api::Container second = first;
+                second.set_id("c2");
+                return second;
+              }())
+                  .ok());
+  containers_api::ListContainersRequest list;
+  auto context = NamespacedContext("default");
+  auto stream = stub->ListStream(context.get(), list);
+  containers_api::ListContainerMessage message;
+  std::vector<std::string> streamed;
+  while (stream->Read(&message)) streamed.push_back(message.container().id());
+  ASSERT_TRUE(stream->Finish().ok());
+  std::sort(streamed.begin(), streamed.end());
+  EXPECT_EQ(streamed, (std::vector<std::string>{"c1", "c2"}));
+
+  containers_api::DeleteContainerRequest erase;
+  erase.set_id("ghost");
+  google::protobuf::Empty empty;
+  EXPECT_EQ(stub->Delete(NamespacedContext("default").get(), erase, &empty).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  erase.set_id("c1");
+  EXPECT_TRUE(stub->Delete(NamespacedContext("default").get(), erase, &empty).ok());
+  EXPECT_EQ(stub->Get(NamespacedContext("default").get(), get, &stored).error_code(),
+            grpc::StatusCode::NOT_FOUND);
 }
 
 }  // namespace

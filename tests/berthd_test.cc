@@ -85,6 +85,7 @@ TEST_F(BerthdTest, CtrPluginsListsEveryServiceAsOk) {
                                    "io.containerd.service.v1 namespaces-service ok",
                                    "io.containerd.snapshotter.v1 native ok",
                                    "io.containerd.snapshotter.v1 overlayfs ok",
+                                   "io.containerd.grpc.v1 containers ok",
                                    "io.containerd.grpc.v1 content ok",
                                    "io.containerd.grpc.v1 diff ok",
                                    "io.containerd.grpc.v1 events ok",
@@ -167,6 +168,7 @@ TEST_F(BerthdTest, ReflectionListsEveryService) {
        {"containerd.services.version.v1.Version", "containerd.services.namespaces.v1.Namespaces",
         "containerd.services.introspection.v1.Introspection",
         "containerd.services.events.v1.Events", "containerd.services.snapshots.v1.Snapshots",
+        "containerd.services.containers.v1.Containers",
         "grpc.health.v1.Health",
         "grpc.reflection.v1alpha.ServerReflection"}) {
     EXPECT_TRUE(services.count(name)) << name;
