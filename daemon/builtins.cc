@@ -4,6 +4,7 @@
 
 #include "base/status.h"
 #include "events/exchange.h"
+#include "services/containers/containers.h"
 #include "services/content/content.h"
 #include "services/diff/diff.h"
 #include "services/events/events.h"
@@ -81,6 +82,7 @@ void RegisterBuiltins(Registry& registry) {
                                               snapshotter::NewOverlaySnapshotter(ic.root(), options));
                        return std::shared_ptr<snapshotter::Snapshotter>(std::move(overlay));
                      }});
+  services::containers::Register(registry);
   services::content::Register(registry);
   services::diff::Register(registry);
   services::events::Register(registry);

@@ -1030,29 +1030,27 @@ TEST_P(ApiTest, CtrImagesImportKeepsEscapingEntriesInside) {
   EXPECT_THAT(RunCommand({"findmnt", "-rn", "-o", "TARGET"}).out, Not(HasSubstr(daemon_.root())));
 }
 
-
 // ===================== containers =====================
 
 constexpr char kBusybox[] = "docker.io/library/busybox:latest";
 // Container c1's snapshot, an active one on a layer, in `ctr snapshots ls`.
 constexpr char kContainerSnapshot[] = "(^|\n)c1 +sha256:[0-9a-f]+ +Active";
 
-// Imports (and unpacks) the test image into namespace `ns`, building its
-// archive in `dir`.
-CommandResult ImportBusybox(const Daemon& daemon, const std::string& dir,
-                            const std::string& ns = "default") {
+// Imports (and unpacks) the test image, building its archive in `dir`.
+CommandResult ImportBusybox(const Daemon& daemon, const std::string& dir) {
   const std::string archive = dir + "/busybox.tar";
   CommandResult r = MakeImageArchive("oci", archive, kBusybox);
   if (r.exit_code != 0) return r;
-  return Ctr(daemon, {"-n", ns, "images", "import", archive});
+  return Ctr(daemon, {"images", "import", archive});
 }
 
 // `json` parsed and printed back with sorted keys, by Python's json module:
 // two texts of one JSON value print the same.
 std::string CanonicalJson(const std::string& json) {
-  CommandResult r = RunCommand(
-      {"python3", "-c", "import json, sys; print(json.dumps(json.load(sys.stdin), sort_keys=True))"},
-      absl::Seconds(30), json);
+  CommandResult r =
+      RunCommand({"python3", "-c",
+                  "import json, sys; print(json.dumps(json.load(sys.stdin), sort_keys=True))"},
+                 absl::Seconds(30), json);
   EXPECT_EQ(r.exit_code, 0) << r.err << json;
   return r.out;
 }
@@ -1152,7 +1150,6 @@ TEST_P(ApiTest, AContainerKeepsItsSnapshotFromCollection) {
   ASSERT_FALSE(layers.empty());
 
   ASSERT_EQ(Ctr({"images", "rm", "--sync", kBusybox}).exit_code, 0);
-  Collect();
   r = Ctr({"snapshots", "ls"});
   EXPECT_THAT(r.out, ContainsRegex(kContainerSnapshot));
   EXPECT_EQ(CommittedSnapshots(r.out), layers) << "the container's snapshot keeps its parents";
@@ -1197,7 +1194,9 @@ TEST_P(ApiTest, BadContainerRequestsFailClearly) {
     std::vector<std::string> args;
     std::vector<std::string> errors;  // each in ctr's message
   } cases[] = {
-      {"SlashInId", {"containers", "create", kBusybox, "bad/id"}, {"\"bad/id\"", "invalid argument"}},
+      {"SlashInId",
+       {"containers", "create", kBusybox, "bad/id"},
+       {"\"bad/id\"", "invalid argument"}},
       {"TrailingDotInId", {"containers", "create", kBusybox, "x."}, {"\"x.\"", "invalid argument"}},
       {"DuplicateId", {"containers", "create", kBusybox, "c1"}, {"\"c1\"", "already exists"}},
       {"RemoveUnknown", {"containers", "rm", "nope"}, {"\"nope\"", "not found"}},
@@ -1212,7 +1211,6 @@ TEST_P(ApiTest, BadContainerRequestsFailClearly) {
   EXPECT_EQ(Ctr({"containers", "ls", "-q"}).out, "c1\n");
   EXPECT_EQ(Ctr({"containers", "info", "c1"}).out, before);
 }
-
 
 // The Containers service's own calls: each mask path replaces its field or
 // entry alone, a whole update keeps the snapshotter and runtime, the spec
@@ -1245,8 +1243,7 @@ TEST_P(ApiTest, ContainerUpdateFollowsTheFieldMask) {
     return status;
   };
   auto labels = [](const containers_api::Container& container) {
-    return std::map<std::string, std::string>(container.labels().begin(),
-                                              container.labels().end());
+    return std::map<std::string, std::string>(container.labels().begin(), container.labels().end());
   };
   auto extensions = [](const containers_api::Container& container) {
     std::map<std::string, std::string> out;
@@ -1285,8 +1282,8 @@ TEST_P(ApiTest, ContainerUpdateFollowsTheFieldMask) {
   status = update(change, {"labels.new", "labels.drop", "extensions.added"}, &got);
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(labels(got), (std::map<std::string, std::string>{{"keep", "1"}, {"new", "3"}}));
-  EXPECT_EQ(extensions(got), (std::map<std::string, std::string>{
-                                 {"added", "example.com/Added=a"}, {"kept", "example.com/Kept=k"}}));
+  EXPECT_EQ(extensions(got), (std::map<std::string, std::string>{{"added", "example.com/Added=a"},
+                                                                 {"kept", "example.com/Kept=k"}}));
   EXPECT_EQ(got.image(), "example.com/a:1");
   EXPECT_EQ(got.spec().value(), spec_json);
 

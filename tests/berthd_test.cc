@@ -168,8 +168,7 @@ TEST_F(BerthdTest, ReflectionListsEveryService) {
        {"containerd.services.version.v1.Version", "containerd.services.namespaces.v1.Namespaces",
         "containerd.services.introspection.v1.Introspection",
         "containerd.services.events.v1.Events", "containerd.services.snapshots.v1.Snapshots",
-        "containerd.services.containers.v1.Containers",
-        "grpc.health.v1.Health",
+        "containerd.services.containers.v1.Containers", "grpc.health.v1.Health",
         "grpc.reflection.v1alpha.ServerReflection"}) {
     EXPECT_TRUE(services.count(name)) << name;
   }
