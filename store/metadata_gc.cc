@@ -34,8 +34,18 @@ constexpr absl::string_view kSnapshotRefPrefix = "containerd.io/gc.ref.snapshot.
 constexpr absl::string_view kContentRefLabel = "containerd.io/gc.ref.content";
 constexpr std::string_view kSnapshotResourcePrefix = "snapshots/";
 
+// Whether label `ref` (of a record or a container) names content: its key
+// is `containerd.io/gc.ref.content`, or `containerd.io/gc.ref.content.<name>`
+// / `…content/<name>` (containerd ignores names after any other character).
+// The key range lets SQLite seek to the reference labels of each owner ('.'
+// and '/' sort before '0').
+constexpr char kIsContentRefLabelSql[] = R"sql(
+    ref.key >= 'containerd.io/gc.ref.content' AND ref.key < 'containerd.io/gc.ref.content0'
+    AND (ref.key = 'containerd.io/gc.ref.content'
+         OR substr(ref.key, length('containerd.io/gc.ref.content') + 1, 1) IN ('.', '/')))sql";
+
 // Content records live whatever else refers to them, each query yielding
-// blobs.id values.
+// blobs.id values (and ContainerContentRoots()).
 constexpr const char* kContentRoots[] = {
     // Labelled containerd.io/gc.root, whatever the value (as containerd).
     "SELECT blob FROM blob_labels WHERE key = 'containerd.io/gc.root'",
@@ -45,14 +55,6 @@ constexpr const char* kContentRoots[] = {
     // An image's target.
     R"sql(SELECT b.id FROM images AS i
           JOIN blobs AS b ON b.namespace = i.namespace AND b.digest = i.target_digest)sql",
-    // Named by a container's labels, as MarkSql reads a record's.
-    R"sql(SELECT b.id FROM containers AS c
-          JOIN container_labels AS ref ON ref.container = c.id
-            AND ref.key >= 'containerd.io/gc.ref.content'
-            AND ref.key < 'containerd.io/gc.ref.content0'
-          JOIN blobs AS b ON b.namespace = c.namespace AND b.digest = ref.value
-          WHERE ref.key = 'containerd.io/gc.ref.content'
-             OR substr(ref.key, length('containerd.io/gc.ref.content') + 1, 1) IN ('.', '/'))sql",
     // Held by a lease (expired ones are deleted before the mark).
     R"sql(SELECT b.id FROM leases AS l
           JOIN lease_resources AS r ON r.lease = l.id AND r.type = 'content'
@@ -69,29 +71,33 @@ constexpr char kFlatRoots[] = R"sql(
     JOIN blobs AS b ON b.namespace = l.namespace AND b.digest = r.resource
     WHERE EXISTS (SELECT 1 FROM lease_labels WHERE lease = l.id AND key = 'containerd.io/gc.flat'))sql";
 
+// Content named by containers' reference labels.
+std::string ContainerContentRoots() {
+  return absl::StrCat(R"sql(
+    SELECT b.id FROM containers AS c
+    JOIN container_labels AS ref ON ref.container = c.id AND )sql",
+                      kIsContentRefLabelSql, R"sql(
+    JOIN blobs AS b ON b.namespace = c.namespace AND b.digest = ref.value)sql");
+}
+
 // The marked set: the roots, then every record of the same namespace whose
-// digest a marked record names in `containerd.io/gc.ref.content`, or in
-// `containerd.io/gc.ref.content.<name>` / `…content/<name>` (containerd
-// ignores names after any other character). The key range lets SQLite seek
-// to the reference labels of each record ('.' and '/' sort before '0');
-// UNION (not UNION ALL) drops records already marked, which is what ends
-// the walk around a cycle. Each marked record carries its namespace, so an
-// edge costs two index seeks: its labels, then its target.
+// digest a marked record names in a content reference label. UNION (not
+// UNION ALL) drops records already marked, which is what ends the walk
+// around a cycle. Each marked record carries its namespace, so an edge
+// costs two index seeks: its labels, then its target.
 std::string MarkSql() {
   return absl::StrCat(R"sql(
     WITH RECURSIVE
       roots (id) AS ()sql",
-                      absl::StrJoin(kContentRoots, " UNION "), R"sql(),
+                      absl::StrJoin(kContentRoots, " UNION "), " UNION ", ContainerContentRoots(),
+                      R"sql(),
       live (id, namespace) AS (
         SELECT roots.id, blobs.namespace FROM roots JOIN blobs ON blobs.id = roots.id
         UNION
         SELECT target.id, target.namespace FROM live
-        JOIN blob_labels AS ref ON ref.blob = live.id
-          AND ref.key >= 'containerd.io/gc.ref.content'
-          AND ref.key < 'containerd.io/gc.ref.content0'
-        JOIN blobs AS target ON target.namespace = live.namespace AND target.digest = ref.value
-        WHERE ref.key = 'containerd.io/gc.ref.content'
-           OR substr(ref.key, length('containerd.io/gc.ref.content') + 1, 1) IN ('.', '/'))
+        JOIN blob_labels AS ref ON ref.blob = live.id AND )sql",
+                      kIsContentRefLabelSql, R"sql(
+        JOIN blobs AS target ON target.namespace = live.namespace AND target.digest = ref.value)
     INSERT INTO temp.gc_live (id, followed) SELECT id, 1 FROM live)sql");
 }
 
@@ -200,7 +206,7 @@ std::optional<absl::string_view> SnapshotRefLabel(absl::string_view key) {
 }
 
 // Whether `key` is `containerd.io/gc.ref.content`, `….content.<name>` or
-// `….content/<name>`: MarkSql's test, for snapshot labels.
+// `….content/<name>`: kIsContentRefLabelSql's test, for snapshot labels.
 bool IsContentRefLabel(absl::string_view key) {
   if (!absl::ConsumePrefix(&key, kContentRefLabel)) return false;
   return key.empty() || key[0] == '.' || key[0] == '/';
