@@ -16,6 +16,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "base/files.h"
 #include "base/status_matchers.h"
@@ -498,6 +499,12 @@ TEST_P(ShimTest, AKilledShimIsCleanedUpByItsRuntime) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const pid_t shim = ShimPid("orphan");
   ASSERT_GT(shim, 0);
+  // A shim killed cannot remove its socket, and the runc shim's lives under
+  // /run/containerd whatever containerd's state dir: the test does.
+  const std::string address =
+      files::ReadFile(containerd_.state() + "/io.containerd.runtime.v2.task/default/orphan/address")
+          .value_or("");
+  const std::string socket(absl::StripPrefix(address, "unix://"));
   ASSERT_EQ(::kill(shim, SIGKILL), 0);
   auto deleted = [&] {
     return absl::StrContains(files::ReadFile(calls).value_or(""), "delete --force orphan");
@@ -506,6 +513,7 @@ TEST_P(ShimTest, AKilledShimIsCleanedUpByItsRuntime) {
   EXPECT_TRUE(WaitUntil([&] { return TaskStatus("orphan") != "RUNNING"; }));
   EXPECT_NE(RunCommand({"pgrep", "-f", "busybox sleep 301"}).exit_code, 0)
       << "the container's process is gone";
+  if (!socket.empty()) ::unlink(socket.c_str());
 }
 
 // The shim outlives containerd: killed with SIGKILL and started again,
