@@ -69,8 +69,8 @@ ContainerRow ReadContainerRow(const Statement& stmt) {
   c.id = stmt.ColumnText(1);
   c.image = stmt.ColumnText(2);
   c.runtime.name = stmt.ColumnText(3);
-  if (stmt.ColumnInt(4) != 0) c.runtime.options = {stmt.ColumnText(5), stmt.ColumnText(6)};
-  c.spec = {stmt.ColumnText(7), stmt.ColumnText(8)};
+  if (stmt.ColumnInt(4) != 0) c.runtime.options = {stmt.ColumnText(5), stmt.ColumnBlob(6)};
+  c.spec = {stmt.ColumnText(7), stmt.ColumnBlob(8)};
   c.snapshotter = stmt.ColumnText(9);
   c.snapshot_key = stmt.ColumnText(10);
   c.created_at = FromNanos(stmt.ColumnInt(11));
@@ -87,7 +87,7 @@ absl::StatusOr<std::map<std::string, TypedValue>> ReadExtensions(Db& db, int64_t
   while (true) {
     BERTH_ASSIGN_OR_RETURN(bool row, stmt.Step());
     if (!row) return extensions;
-    extensions.emplace(stmt.ColumnText(0), TypedValue{stmt.ColumnText(1), stmt.ColumnText(2)});
+    extensions.emplace(stmt.ColumnText(0), TypedValue{stmt.ColumnText(1), stmt.ColumnBlob(2)});
   }
 }
 
@@ -105,7 +105,7 @@ absl::Status ReplaceExtensions(Db& db, int64_t id,
     BERTH_RETURN_IF_ERROR(insert.Reset());
     BERTH_RETURN_IF_ERROR(insert.Bind(2, name));
     BERTH_RETURN_IF_ERROR(insert.Bind(3, extension.type_url));
-    BERTH_RETURN_IF_ERROR(insert.Bind(4, extension.value));
+    BERTH_RETURN_IF_ERROR(insert.BindBlob(4, extension.value));
     BERTH_RETURN_IF_ERROR(insert.Run());
   }
   return absl::OkStatus();
@@ -144,13 +144,13 @@ absl::Status WriteContainer(Db& db, int64_t id, const Container& container, int6
   BERTH_RETURN_IF_ERROR(update.Bind(3, container.runtime.name));
   if (const std::optional<TypedValue>& options = container.runtime.options; options.has_value()) {
     BERTH_RETURN_IF_ERROR(update.Bind(4, options->type_url));
-    BERTH_RETURN_IF_ERROR(update.Bind(5, options->value));
+    BERTH_RETURN_IF_ERROR(update.BindBlob(5, options->value));
   } else {
     BERTH_RETURN_IF_ERROR(update.BindNull(4));
     BERTH_RETURN_IF_ERROR(update.BindNull(5));
   }
   BERTH_RETURN_IF_ERROR(update.Bind(6, container.spec->type_url));
-  BERTH_RETURN_IF_ERROR(update.Bind(7, container.spec->value));
+  BERTH_RETURN_IF_ERROR(update.BindBlob(7, container.spec->value));
   BERTH_RETURN_IF_ERROR(update.Bind(8, container.snapshotter));
   BERTH_RETURN_IF_ERROR(update.Bind(9, container.snapshot_key));
   BERTH_RETURN_IF_ERROR(update.Bind(10, now));
@@ -263,7 +263,7 @@ absl::StatusOr<Container> SqliteMetadataStore::CreateContainer(absl::string_view
     BERTH_ASSIGN_OR_RETURN(Statement insert, db.Prepare(R"sql(
         INSERT INTO containers (namespace, name, image, runtime_name, spec_type_url, spec,
                                 snapshotter, snapshot_key, created_at, updated_at)
-        VALUES (?1, ?2, '', '', '', '', '', '', ?3, ?3)
+        VALUES (?1, ?2, '', '', '', X'', '', '', ?3, ?3)
         ON CONFLICT (namespace, name) DO NOTHING
         RETURNING id)sql"));
     BERTH_RETURN_IF_ERROR(insert.Bind(1, ns));

@@ -134,8 +134,7 @@ CREATE TABLE image_annotations (
 ) STRICT, WITHOUT ROWID;
 )sql"},
     {4, R"sql(
--- Type URLs and values of protobuf Anys are TEXT holding the client's bytes
--- as they came (SQLite stores and returns text byte for byte).
+-- Values of protobuf Anys are the client's bytes, as they came.
 CREATE TABLE containers (
   id INTEGER PRIMARY KEY,
   namespace TEXT NOT NULL REFERENCES namespaces (name),
@@ -145,9 +144,9 @@ CREATE TABLE containers (
   runtime_name TEXT NOT NULL,
   -- Both NULL: no options (not the same as options of an empty value).
   runtime_options_type_url TEXT,
-  runtime_options TEXT,
+  runtime_options BLOB,
   spec_type_url TEXT NOT NULL,
-  spec TEXT NOT NULL,
+  spec BLOB NOT NULL,
   -- '' for none.
   snapshotter TEXT NOT NULL,
   snapshot_key TEXT NOT NULL,
@@ -167,7 +166,7 @@ CREATE TABLE container_extensions (
   container INTEGER NOT NULL REFERENCES containers (id) ON DELETE CASCADE,
   name TEXT NOT NULL,
   type_url TEXT NOT NULL,
-  value TEXT NOT NULL,
+  value BLOB NOT NULL,
   PRIMARY KEY (container, name)
 ) STRICT, WITHOUT ROWID;
 )sql"},

@@ -169,6 +169,11 @@ absl::Status Statement::Bind(int index, absl::string_view value) {
       index);
 }
 
+absl::Status Statement::BindBlob(int index, absl::string_view bytes) {
+  return BindResult(sqlite3_bind_blob64(stmt_, index, bytes.data(), bytes.size(), SQLITE_TRANSIENT),
+                    index);
+}
+
 absl::Status Statement::Bind(int index, int64_t value) {
   return BindResult(sqlite3_bind_int64(stmt_, index, value), index);
 }
@@ -208,6 +213,13 @@ std::string Statement::ColumnText(int column) const {
   int size = sqlite3_column_bytes(stmt_, column);
   if (text == nullptr) return std::string();
   return std::string(reinterpret_cast<const char*>(text), size);
+}
+
+std::string Statement::ColumnBlob(int column) const {
+  const void* bytes = sqlite3_column_blob(stmt_, column);
+  int size = sqlite3_column_bytes(stmt_, column);
+  if (bytes == nullptr) return std::string();
+  return std::string(static_cast<const char*>(bytes), size);
 }
 
 // --- Transaction ---

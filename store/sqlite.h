@@ -93,6 +93,8 @@ class Statement {
 
   // Text is copied into SQLite, so `value` may go away before Step.
   absl::Status Bind(int index, absl::string_view value);
+  // Bytes (a BLOB column), copied likewise.
+  absl::Status BindBlob(int index, absl::string_view bytes);
   absl::Status Bind(int index, int64_t value);
   absl::Status BindNull(int index);
 
@@ -109,6 +111,8 @@ class Statement {
   int64_t ColumnInt(int column) const;
   // Embedded NULs survive: the length is SQLite's, not strlen's.
   std::string ColumnText(int column) const;
+  // A BLOB column's bytes.
+  std::string ColumnBlob(int column) const;
 
  private:
   friend class Db;
