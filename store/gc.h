@@ -3,9 +3,9 @@
 //
 // At start, it removes the blobs a crash left on disk with no record. Then
 // a collection walks the snapshotters and asks the metadata store to sweep
-// what nothing references (it marks from images, live leases, content and
-// snapshots labelled containerd.io/gc.root, following containerd.io/gc.ref.*
-// labels and snapshot parents), then removes the snapshots and the blobs
+// what nothing references (it marks from images, containers, live leases,
+// content and snapshots labelled containerd.io/gc.root, following
+// containerd.io/gc.ref.* labels and snapshot parents), then removes the snapshots and the blobs
 // nothing refers to any more and aborts the ingests that only expired leases
 // held. Collections run on one background thread:
 // soon after something is deleted (Schedule), periodically (so expired leases
