@@ -135,13 +135,16 @@ Client::~Client() {
   reader_->join();
 }
 
-void Client::FailAll(const absl::Status& status) {
+std::vector<std::pair<Client::Done, absl::Status>> Client::FailAll(const absl::Status& status) {
   closed_ = status;
+  std::vector<std::pair<Done, absl::Status>> callbacks;
   for (auto& [id, pending] : pending_) {
     pending->done = true;
     pending->result = status;
+    if (pending->callback) callbacks.emplace_back(std::move(pending->callback), status);
   }
   pending_.clear();
+  return callbacks;
 }
 
 void Client::ReadLoop() {
@@ -155,30 +158,44 @@ void Client::ReadLoop() {
     if (!ReadFull(fd_.get(), payload.data(), header.length)) break;
     if (header.type != kTypeResponse) continue;
     absl::StatusOr<Response> response = DecodeResponse(payload);
+    Done callback;
+    absl::StatusOr<std::string> result;
+    {
+      std::lock_guard lock(mu_);
+      auto it = pending_.find(header.stream_id);
+      if (it == pending_.end()) continue;  // timed out already
+      it->second->done = true;
+      if (it->second->callback) {
+        callback = std::move(it->second->callback);
+        result = ResultOf(std::move(response));
+      } else {
+        it->second->result = ResultOf(std::move(response));
+      }
+      pending_.erase(it);
+      answered_.notify_all();
+    }
+    if (callback) callback(std::move(result));
+  }
+  std::vector<std::pair<Done, absl::Status>> callbacks;
+  {
     std::lock_guard lock(mu_);
-    auto it = pending_.find(header.stream_id);
-    if (it == pending_.end()) continue;  // timed out already
-    it->second->done = true;
-    it->second->result = ResultOf(std::move(response));
-    pending_.erase(it);
+    callbacks = FailAll(absl::UnavailableError("ttrpc connection closed"));
     answered_.notify_all();
   }
-  std::lock_guard lock(mu_);
-  FailAll(absl::UnavailableError("ttrpc connection closed"));
-  answered_.notify_all();
+  for (auto& [callback, status] : callbacks) callback(status);
 }
 
-absl::StatusOr<std::string> Client::Call(absl::string_view service, absl::string_view method,
-                                         absl::string_view payload, const CallOptions& options) {
+absl::StatusOr<uint32_t> Client::Send(absl::string_view service, absl::string_view method,
+                                      absl::string_view payload, const CallOptions& options,
+                                      std::shared_ptr<Pending> pending) {
   BERTH_ASSIGN_OR_RETURN(std::string request, EncodeCall(service, method, payload, options));
-  auto pending = std::make_shared<Pending>();
   uint32_t stream_id;
   {
     std::lock_guard lock(mu_);
     if (!closed_.ok()) return closed_;
     stream_id = next_stream_;
     next_stream_ += 2;
-    pending_[stream_id] = pending;
+    pending_[stream_id] = std::move(pending);
   }
   const std::string frame = EncodeFrame(stream_id, kTypeRequest, request);
   int send_error = 0;
@@ -188,9 +205,17 @@ absl::StatusOr<std::string> Client::Call(absl::string_view service, absl::string
   }
   if (send_error != 0) {
     std::lock_guard state(mu_);
-    pending_.erase(stream_id);
+    // Unless the reader failed it meanwhile (then its callback ran).
+    if (pending_.erase(stream_id) == 0) return stream_id;
     return absl::UnavailableError(absl::StrCat("ttrpc send: ", std::strerror(send_error)));
   }
+  return stream_id;
+}
+
+absl::StatusOr<std::string> Client::Call(absl::string_view service, absl::string_view method,
+                                         absl::string_view payload, const CallOptions& options) {
+  auto pending = std::make_shared<Pending>();
+  BERTH_ASSIGN_OR_RETURN(uint32_t stream_id, Send(service, method, payload, options, pending));
   std::unique_lock lock(mu_);
   if (options.timeout == absl::InfiniteDuration()) {
     answered_.wait(lock, [&] { return pending->done; });
@@ -203,6 +228,14 @@ absl::StatusOr<std::string> Client::Call(absl::string_view service, absl::string
     return NoAnswer(service, method, options);
   }
   return std::move(pending->result);
+}
+
+void Client::CallAsync(absl::string_view service, absl::string_view method,
+                       absl::string_view payload, const CallOptions& options, Done done) {
+  auto pending = std::make_shared<Pending>();
+  pending->callback = done;
+  absl::StatusOr<uint32_t> sent = Send(service, method, payload, options, pending);
+  if (!sent.ok()) done(sent.status());
 }
 
 }  // namespace berth::ttrpc

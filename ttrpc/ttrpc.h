@@ -218,15 +218,33 @@ class Client {
   absl::StatusOr<std::string> Call(absl::string_view service, absl::string_view method,
                                    absl::string_view payload, const CallOptions& options = {});
 
+  // As Call, but returns at once and `done` gets the result, exactly once:
+  // on the client's reader thread when the answer comes or the connection
+  // goes (Unavailable; the destructor ends it too), on this thread if the
+  // call cannot be sent. For calls that wait on something as long as it
+  // takes (a task's exit): no thread waits for them. `options.timeout` is
+  // only sent.
+  using Done = std::function<void(absl::StatusOr<std::string>)>;
+  void CallAsync(absl::string_view service, absl::string_view method, absl::string_view payload,
+                 const CallOptions& options, Done done);
+
  private:
   struct Pending {
     bool done = false;
     absl::StatusOr<std::string> result;
+    Done callback;  // set for CallAsync
   };
 
   explicit Client(UniqueFd fd);
+  // Sends a call whose answer goes to `pending`; its stream id.
+  absl::StatusOr<uint32_t> Send(absl::string_view service, absl::string_view method,
+                                absl::string_view payload, const CallOptions& options,
+                                std::shared_ptr<Pending> pending);
   void ReadLoop();
-  void FailAll(const absl::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Completes every pending call with `status`; returns the callbacks to
+  // run once mu_ is released.
+  std::vector<std::pair<Done, absl::Status>> FailAll(const absl::Status& status)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // std::mutex rather than absl::Mutex: the shim links this, and
   // absl::Mutex brings Abseil's time zones and symbolizer (RSS).

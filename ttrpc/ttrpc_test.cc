@@ -251,6 +251,39 @@ TEST_F(ServerTest, AnswersComeInAnyOrder) {
   EXPECT_EQ(later, "released first");
 }
 
+// CallAsync returns at once; its callback gets the answer whenever it
+// comes, or Unavailable when the connection goes first; calls after the
+// connection is gone fail at once.
+TEST_F(ServerTest, AsyncCallsAnswerLaterOrFailWithTheConnection) {
+  std::unique_ptr<Client> client = Dial();
+  absl::Notification answered;
+  absl::StatusOr<std::string> answer;
+  client->CallAsync("test.Echo", "Later", "async", {}, [&](absl::StatusOr<std::string> r) {
+    answer = std::move(r);
+    answered.Notify();
+  });
+  while (client->Call("test.Echo", "Held", "").value_or("") != "1") ::usleep(1000);
+  EXPECT_FALSE(answered.HasBeenNotified());
+  EXPECT_EQ(client->Call("test.Echo", "Release", "").value_or(""), "done");
+  ASSERT_TRUE(answered.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_EQ(answer.value_or(""), "released async");
+
+  absl::Notification failed;
+  absl::Status status;
+  client->CallAsync("test.Echo", "Later", "never", {}, [&](absl::StatusOr<std::string> r) {
+    status = r.status();
+    failed.Notify();
+  });
+  while (client->Call("test.Echo", "Held", "").value_or("") != "1") ::usleep(1000);
+  StopServer();
+  ASSERT_TRUE(failed.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kUnavailable));
+  absl::Status after;
+  client->CallAsync("test.Echo", "Echo", "", {},
+                    [&](absl::StatusOr<std::string> r) { after = r.status(); });
+  EXPECT_THAT(after, StatusIs(absl::StatusCode::kUnavailable)) << "called back at once";
+}
+
 TEST_F(ServerTest, ATimedOutCallFailsAndItsLateAnswerIsDropped) {
   std::unique_ptr<Client> client = Dial();
   CallOptions options;
