@@ -14,6 +14,7 @@
 #include "services/leases/leases.h"
 #include "services/namespaces/namespaces.h"
 #include "services/snapshots/snapshots.h"
+#include "services/tasks/tasks.h"
 #include "services/version/version.h"
 #include "snapshotter/snapshotter.h"
 #include "store/content_store.h"
@@ -92,6 +93,7 @@ void RegisterBuiltins(Registry& registry) {
   services::leases::Register(registry);
   services::namespaces::Register(registry);
   services::snapshots::Register(registry);
+  services::tasks::Register(registry);
   services::version::Register(registry);
 }
 

@@ -47,6 +47,7 @@ inline constexpr char kEventPlugin[] = "io.containerd.event.v1";
 inline constexpr char kGcPlugin[] = "io.containerd.gc.v1";
 inline constexpr char kGrpcPlugin[] = "io.containerd.grpc.v1";
 inline constexpr char kMetadataPlugin[] = "io.containerd.metadata.v1";
+inline constexpr char kRuntimePlugin[] = "io.containerd.runtime.v2";
 inline constexpr char kServicePlugin[] = "io.containerd.service.v1";
 inline constexpr char kSnapshotPlugin[] = "io.containerd.snapshotter.v1";
 

@@ -1,0 +1,278 @@
+#include "runtime/tasks.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "base/files.h"
+#include "base/identifiers.h"
+#include "base/log.h"
+#include "base/status.h"
+#include "base/strings.h"
+#include "base/unique_fd.h"
+
+extern char** environ;
+
+namespace berth::runtime {
+namespace {
+
+namespace shim_api = ::containerd::task::v2;
+
+constexpr char kTaskService[] = "containerd.task.v2.Task";
+constexpr char kBerthShim[] = "containerd-shim-berth-v1";
+// A shim's start command: it forks the serving shim and exits.
+constexpr absl::Duration kShimStartTimeout = absl::Seconds(10);
+
+// Runtime names Berth's own shim serves unless the options map them.
+bool ServedByBerthShim(absl::string_view name) {
+  return name == "io.containerd.berth.v1" || name == "io.containerd.runc.v2" ||
+         name == "io.containerd.runc.v1";
+}
+
+std::string Dirname(const std::string& path) { return path.substr(0, path.rfind('/')); }
+
+// `name` in the directory of this program, else on PATH; "" if neither.
+std::string FindBinary(const std::string& name) {
+  char self[4096];
+  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n > 0) {
+    const std::string beside = Dirname(std::string(self, n)) + "/" + name;
+    if (::access(beside.c_str(), X_OK) == 0) return beside;
+  }
+  const char* path = std::getenv("PATH");
+  for (absl::string_view dir : absl::StrSplit(path ? path : "/usr/bin:/bin", ':')) {
+    if (dir.empty()) continue;
+    std::string candidate = absl::StrCat(dir, "/", name);
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return "";
+}
+
+// Removes a bundle without ever descending into a directory: its rootfs
+// is unmounted first, and a directory that is not empty (a rootfs still
+// mounted after all) stays, with a warning, rather than lose a container's
+// files.
+void RemoveBundle(const std::string& bundle) {
+  ::umount2((bundle + "/rootfs").c_str(), MNT_DETACH);
+  UniqueFd dir(::open(bundle.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir.valid()) return;
+  absl::StatusOr<std::vector<std::string>> names = files::ListDirectory(dir.get(), bundle);
+  for (const std::string& name : names.value_or(std::vector<std::string>{})) {
+    if (::unlinkat(dir.get(), name.c_str(), 0) == 0) continue;
+    if (errno == EISDIR && ::unlinkat(dir.get(), name.c_str(), AT_REMOVEDIR) == 0) continue;
+    log::Warn("a task's bundle keeps an entry it cannot remove",
+              {{"bundle", bundle}, {"entry", name}, {"error", std::strerror(errno)}});
+  }
+  dir.Reset();
+  ::rmdir(bundle.c_str());
+}
+
+}  // namespace
+
+Task::Task(std::string ns, std::string id, std::string bundle, std::unique_ptr<ttrpc::Client> shim)
+    : ns_(std::move(ns)), id_(std::move(id)), bundle_(std::move(bundle)), shim_(std::move(shim)) {}
+
+absl::Status Task::Call(absl::string_view method, const google::protobuf::MessageLite& request,
+                        google::protobuf::MessageLite* response) {
+  ttrpc::CallOptions options;
+  options.metadata = {{ttrpc::kNamespaceKey, ns_}};
+  BERTH_ASSIGN_OR_RETURN(std::string answer,
+                         shim_->Call(kTaskService, method, request.SerializeAsString(), options));
+  if (response != nullptr && !response->ParseFromString(answer)) {
+    return absl::InternalError(
+        absl::StrCat("the shim of task ", Quote(id_), " answered ", method, " with garbage"));
+  }
+  return absl::OkStatus();
+}
+
+void Task::CallAsync(absl::string_view method, const google::protobuf::MessageLite& request,
+                     ttrpc::Client::Done done) {
+  ttrpc::CallOptions options;
+  options.metadata = {{ttrpc::kNamespaceKey, ns_}};
+  shim_->CallAsync(kTaskService, method, request.SerializeAsString(), options, std::move(done));
+}
+
+TaskManager::TaskManager(Options options) : options_(std::move(options)) {}
+
+absl::StatusOr<std::string> TaskManager::ShimBinary(absl::string_view name) const {
+  std::string binary;
+  if (auto mapped = options_.shims.find(std::string(name)); mapped != options_.shims.end()) {
+    binary = mapped->second;
+  } else if (ServedByBerthShim(name)) {
+    binary = kBerthShim;
+  } else {
+    // io.containerd.<x>.<v> → containerd-shim-<x>-<v>, as containerd finds it.
+    std::vector<absl::string_view> parts = absl::StrSplit(name, '.');
+    if (parts.size() < 4 || parts[0] != "io" || parts[1] != "containerd") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("runtime ", Quote(name), " is not io.containerd.<name>.<version>"));
+    }
+    binary = absl::StrCat("containerd-shim-", parts[parts.size() - 2], "-", parts.back());
+  }
+  if (absl::StrContains(binary, '/')) return binary;
+  std::string found = FindBinary(binary);
+  if (found.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat("runtime ", Quote(name), ": its shim ",
+                                                      Quote(binary),
+                                                      " is neither beside berthd nor on PATH"));
+  }
+  return found;
+}
+
+absl::StatusOr<std::string> TaskManager::StartShim(const std::string& binary, const std::string& ns,
+                                                   const std::string& id,
+                                                   const std::string& bundle) {
+  int out[2];
+  if (::pipe2(out, O_CLOEXEC) != 0) return ErrnoStatus("pipe", "shim start");
+  UniqueFd read_end(out[0]), write_end(out[1]);
+  // The shim's messages, then those of the shim it leaves serving.
+  const std::string log_path = bundle + "/shim.log";
+  UniqueFd log(::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+  if (!log.valid()) return ErrnoStatus("open", log_path);
+  std::vector<std::string> args = {binary,
+                                   "-namespace",
+                                   ns,
+                                   "-address",
+                                   options_.daemon_address,
+                                   "-publish-binary",
+                                   options_.publish_binary,
+                                   "-id",
+                                   id,
+                                   "start"};
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (!absl::StartsWith(*e, "TTRPC_ADDRESS=")) env.push_back(*e);
+  }
+  env.push_back("TTRPC_ADDRESS=" + options_.ttrpc_address);
+  std::vector<char*> argv, envp;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  for (std::string& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  pid_t pid = ::fork();
+  if (pid < 0) return ErrnoStatus("fork", binary);
+  if (pid == 0) {
+    int null = ::open("/dev/null", O_RDONLY);
+    ::dup2(null, 0);
+    ::dup2(write_end.get(), 1);
+    ::dup2(log.get(), 2);
+    sigset_t none;
+    ::sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    if (::chdir(bundle.c_str()) != 0) ::_exit(126);
+    ::execve(argv[0], argv.data(), envp.data());
+    ::_exit(127);
+  }
+  write_end.Reset();
+  std::string address;
+  char buffer[512];
+  for (;;) {
+    ssize_t n = ::read(read_end.get(), buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    address.append(buffer, n);
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    std::string why(absl::StripAsciiWhitespace(files::ReadFile(log_path).value_or("")));
+    return absl::UnknownError(
+        absl::StrCat("start shim ", binary, ": ", why.empty() ? "it failed" : why));
+  }
+  return std::string(absl::StripAsciiWhitespace(address));
+}
+
+absl::StatusOr<std::shared_ptr<Task>> TaskManager::Create(const CreateRequest& request,
+                                                          shim_api::CreateTaskResponse* response) {
+  BERTH_RETURN_IF_ERROR(identifiers::Validate(request.ns));
+  BERTH_RETURN_IF_ERROR(identifiers::Validate(request.id));
+  const auto key = std::make_pair(request.ns, request.id);
+  {
+    absl::MutexLock lock(&mu_);
+    if (!tasks_.emplace(key, nullptr).second) {
+      return absl::AlreadyExistsError(absl::StrCat("task ", Quote(request.id), " in namespace ",
+                                                   Quote(request.ns), ": already exists"));
+    }
+  }
+  const std::string bundle = absl::StrCat(options_.state, "/", request.ns, "/", request.id);
+  std::unique_ptr<ttrpc::Client> shim;
+  absl::StatusOr<std::shared_ptr<Task>> created = [&]() -> absl::StatusOr<std::shared_ptr<Task>> {
+    BERTH_ASSIGN_OR_RETURN(std::string binary, ShimBinary(request.runtime));
+    BERTH_RETURN_IF_ERROR(files::MakeDirectories(bundle + "/rootfs", 0711));
+    BERTH_RETURN_IF_ERROR(files::WriteFile(bundle + "/config.json", request.spec, 0600));
+    BERTH_ASSIGN_OR_RETURN(std::string address, StartShim(binary, request.ns, request.id, bundle));
+    BERTH_ASSIGN_OR_RETURN(shim, ttrpc::Client::Dial(address));
+    auto task = std::make_shared<Task>(request.ns, request.id, bundle, std::move(shim));
+    shim_api::CreateTaskRequest shim_request = request.shim_request;
+    shim_request.set_id(request.id);
+    shim_request.set_bundle(bundle);
+    absl::Status made = task->Call("Create", shim_request, response);
+    if (!made.ok()) {
+      // A shim that holds no task ends on Shutdown (one of a group's stays).
+      shim_api::ShutdownRequest shutdown;
+      shutdown.set_id(request.id);
+      task->Call("Shutdown", shutdown, nullptr).IgnoreError();
+      return made;
+    }
+    return task;
+  }();
+  absl::MutexLock lock(&mu_);
+  if (!created.ok()) {
+    tasks_.erase(key);
+    RemoveBundle(bundle);
+    return created.status();
+  }
+  tasks_[key] = *created;
+  return created;
+}
+
+absl::StatusOr<std::shared_ptr<Task>> TaskManager::Get(absl::string_view ns, absl::string_view id) {
+  absl::MutexLock lock(&mu_);
+  auto found = tasks_.find(std::make_pair(std::string(ns), std::string(id)));
+  if (found == tasks_.end() || found->second == nullptr) {
+    return absl::NotFoundError(
+        absl::StrCat("task ", Quote(id), " in namespace ", Quote(ns), ": not found"));
+  }
+  return found->second;
+}
+
+std::vector<std::shared_ptr<Task>> TaskManager::List(absl::string_view ns) {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::shared_ptr<Task>> out;
+  for (auto it = tasks_.lower_bound(std::make_pair(std::string(ns), std::string()));
+       it != tasks_.end() && it->first.first == ns; ++it) {
+    if (it->second != nullptr) out.push_back(it->second);
+  }
+  return out;
+}
+
+absl::Status TaskManager::Delete(absl::string_view ns, absl::string_view id,
+                                 shim_api::DeleteResponse* response) {
+  BERTH_ASSIGN_OR_RETURN(std::shared_ptr<Task> task, Get(ns, id));
+  shim_api::DeleteRequest request;
+  request.set_id(task->id());
+  BERTH_RETURN_IF_ERROR(task->Call("Delete", request, response));
+  shim_api::ShutdownRequest shutdown;
+  shutdown.set_id(task->id());
+  // Its answer may not come: the shim ends.
+  task->Call("Shutdown", shutdown, nullptr).IgnoreError();
+  RemoveBundle(task->bundle());
+  absl::MutexLock lock(&mu_);
+  tasks_.erase(std::make_pair(std::string(ns), std::string(id)));
+  return absl::OkStatus();
+}
+
+}  // namespace berth::runtime

@@ -1,0 +1,402 @@
+#include "services/tasks/tasks.h"
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "base/status.h"
+#include "base/strings.h"
+#include "daemon/plugin.h"
+#include "filters/filters.h"
+#include "github.com/containerd/containerd/api/services/tasks/v1/tasks.grpc.pb.h"
+#include "runtime/tasks.h"
+#include "services/edge.h"
+#include "store/metadata.h"
+#include "store/namespaced_content.h"
+
+namespace berth::services::tasks {
+namespace {
+
+namespace api = ::containerd::services::tasks::v1;
+namespace shim_api = ::containerd::task::v2;
+using runtime::Task;
+using runtime::TaskManager;
+
+// containerd's types.Process of a process, from its shim's State.
+absl::Status ProcessState(Task& task, const std::string& exec_id,
+                          ::containerd::v1::types::Process* out) {
+  shim_api::StateRequest request;
+  request.set_id(task.id());
+  request.set_exec_id(exec_id);
+  shim_api::StateResponse state;
+  BERTH_RETURN_IF_ERROR(task.Call("State", request, &state));
+  out->set_id(exec_id.empty() ? task.id() : exec_id);
+  out->set_pid(state.pid());
+  out->set_status(state.status());
+  out->set_stdin(state.stdin());
+  out->set_stdout(state.stdout());
+  out->set_stderr(state.stderr());
+  out->set_terminal(state.terminal());
+  out->set_exit_status(state.exit_status());
+  *out->mutable_exited_at() = state.exited_at();
+  return absl::OkStatus();
+}
+
+class Service final : public api::Tasks::CallbackService, public daemon::GrpcService {
+ public:
+  Service(std::shared_ptr<TaskManager> tasks, std::shared_ptr<store::MetadataStore> metadata)
+      : tasks_(std::move(tasks)), metadata_(std::move(metadata)) {}
+
+  void Register(grpc::ServerBuilder& builder) override { builder.RegisterService(this); }
+
+  // Starts the container's shim and has it create the task: its spec and
+  // runtime from the container's record; rootfs, stdio and options from
+  // the request.
+  grpc::ServerUnaryReactor* Create(grpc::CallbackServerContext* context,
+                                   const api::CreateTaskRequest* request,
+                                   api::CreateTaskResponse* response) override {
+    return Finish(context, [&]() -> absl::Status {
+      BERTH_ASSIGN_OR_RETURN(std::string ns, RequestNamespace(*context));
+      BERTH_ASSIGN_OR_RETURN(store::Container container,
+                             metadata_->GetContainer(ns, request->container_id()));
+      if (request->has_checkpoint()) {
+        return absl::UnimplementedError(
+            absl::StrCat("task ", Quote(request->container_id()),
+                         ": restoring from a checkpoint is not supported"));
+      }
+      if (!container.spec.has_value()) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("container ", Quote(container.id), " has no spec"));
+      }
+      TaskManager::CreateRequest create;
+      create.ns = ns;
+      create.id = container.id;
+      create.runtime = container.runtime.name;
+      create.spec = container.spec->value;
+      shim_api::CreateTaskRequest& shim = create.shim_request;
+      *shim.mutable_rootfs() = request->rootfs();
+      shim.set_stdin(request->stdin());
+      shim.set_stdout(request->stdout());
+      shim.set_stderr(request->stderr());
+      shim.set_terminal(request->terminal());
+      if (request->has_options()) {
+        *shim.mutable_options() = request->options();
+      } else if (container.runtime.options.has_value()) {
+        shim.mutable_options()->set_type_url(container.runtime.options->type_url);
+        shim.mutable_options()->set_value(container.runtime.options->value);
+      }
+      shim_api::CreateTaskResponse created;
+      BERTH_RETURN_IF_ERROR(tasks_->Create(create, &created).status());
+      response->set_container_id(container.id);
+      response->set_pid(created.pid());
+      return absl::OkStatus();
+    }());
+  }
+
+  grpc::ServerUnaryReactor* Start(grpc::CallbackServerContext* context,
+                                  const api::StartRequest* request,
+                                  api::StartResponse* response) override {
+    return Finish(context, [&]() -> absl::Status {
+      BERTH_ASSIGN_OR_RETURN(std::shared_ptr<Task> task, Find(*context, request->container_id()));
+      shim_api::StartRequest start;
+      start.set_id(task->id());
+      start.set_exec_id(request->exec_id());
+      shim_api::StartResponse started;
+      BERTH_RETURN_IF_ERROR(task->Call("Start", start, &started));
+      response->set_pid(started.pid());
+      return absl::OkStatus();
+    }());
+  }
+
+  grpc::ServerUnaryReactor* Delete(grpc::CallbackServerContext* context,
+                                   const api::DeleteTaskRequest* request,
+                                   api::DeleteResponse* response) override {
+    return Finish(context, [&]() -> absl::Status {
+      BERTH_ASSIGN_OR_RETURN(std::string ns, RequestNamespace(*context));
+      shim_api::DeleteResponse deleted;
+      BERTH_RETURN_IF_ERROR(tasks_->Delete(ns, request->container_id(), &deleted));
+      ToProto(request->container_id(), deleted, response);
+      return absl::OkStatus();
+    }());
+  }
+
+  grpc::ServerUnaryReactor* DeleteProcess(grpc::CallbackServerContext* context,
+                                          const api::DeleteProcessRequest* request,
+                                          api::DeleteResponse* response) override {
+    return Finish(context, [&]() -> absl::Status {
+      BERTH_ASSIGN_OR_RETURN(std::shared_ptr<Task> task, Find(*context, request->container_id()));
+      if (request->exec_id().empty()) {
+        return absl::InvalidArgumentError("an exec id is required: Delete deletes the task");
+      }
+      shim_api::DeleteRequest shim;
+      shim.set_id(task->id());
+      shim.set_exec_id(request->exec_id());
+      shim_api::DeleteResponse deleted;
+      BERTH_RETURN_IF_ERROR(task->Call("Delete", shim, &deleted));
+      ToProto(request->exec_id(), deleted, response);
+      return absl::OkStatus();
+    }());
+  }
+
+  grpc::ServerUnaryReactor* Get(grpc::CallbackServerContext* context,
+                                const api::GetRequest* request,
+                                api::GetResponse* response) override {
+    return Finish(context, [&]() -> absl::Status {
+      BERTH_ASSIGN_OR_RETURN(std::shared_ptr<Task> task, Find(*context, request->container_id()));
+      return ProcessState(*task, request->exec_id(), response->mutable_process());
+    }());
+  }
+
+  grpc::ServerUnaryReactor* List(grpc::CallbackServerContext* context,
+                                 const api::ListTasksRequest* request,
+                                 api::ListTasksResponse* response) override {
+    return Finish(context, [&]() -> absl::Status {
+      BERTH_ASSIGN_OR_RETURN(std::string ns, RequestNamespace(*context));
+      BERTH_ASSIGN_OR_RETURN(filters::Filter filter, filters::Filter::Parse(request->filter()));
+      for (const std::shared_ptr<Task>& task : tasks_->List(ns)) {
+        ::containerd::v1::types::Process process;
+        // A task whose shim is gone meanwhile is left out.
+        if (!ProcessState(*task, "", &process).ok()) continue;
+        if (!filter.Match(ProcessAdaptor(process))) continue;
+        *response->add_tasks() = std::move(process);
+      }
+      return absl::OkStatus();
+    }());
+  }
+
+  grpc::ServerUnaryReactor* Kill(grpc::CallbackServerContext* context,
+                                 const api::KillRequest* request,
+                                 google::protobuf::Empty*) override {
+    return Finish(context, [&]() -> absl::Status {
+      BERTH_ASSIGN_OR_RETURN(std::shared_ptr<Task> task, Find(*context, request->container_id()));
+      shim_api::KillRequest kill;
+      kill.set_id(task->id());
+      kill.set_exec_id(request->exec_id());
+      kill.set_signal(request->signal());
+      kill.set_all(request->all());
+      return task->Call("Kill", kill, nullptr);
+    }());
+  }
+
+  grpc::ServerUnaryReactor* Exec(grpc::CallbackServerContext* context,
+                                 const api::ExecProcessRequest* request,
+                                 google::protobuf::Empty*) override {
+    return Finish(context, [&]() -> absl::Status {
+      BERTH_ASSIGN_OR_RETURN(std::shared_ptr<Task> task, Find(*context, request->container_id()));
+      if (request->exec_id().empty())
+        return absl::InvalidArgumentError("exec id must not be empty");
+      if (!request->has_spec()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("exec ", Quote(request->exec_id()), ": a process spec is required"));
+      }
+      shim_api::ExecProcessRequest exec;
+      exec.set_id(task->id());
+      exec.set_exec_id(request->exec_id());
+      exec.set_terminal(request->terminal());
+      exec.set_stdin(request->stdin());
+      exec.set_stdout(request->stdout());
+      exec.set_stderr(request->stderr());
+      *exec.mutable_spec() = request->spec();
+      return task->Call("Exec", exec, nullptr);
+    }());
+  }
+
+  grpc::ServerUnaryReactor* ResizePty(grpc::CallbackServerContext* context,
+                                      const api::ResizePtyRequest* request,
+                                      google::protobuf::Empty*) override {
+    return Finish(context, [&]() -> absl::Status {
+      BERTH_ASSIGN_OR_RETURN(std::shared_ptr<Task> task, Find(*context, request->container_id()));
+      shim_api::ResizePtyRequest resize;
+      resize.set_id(task->id());
+      resize.set_exec_id(request->exec_id());
+      resize.set_width(request->width());
+      resize.set_height(request->height());
+      return task->Call("ResizePty", resize, nullptr);
+    }());
+  }
+
+  grpc::ServerUnaryReactor* CloseIO(grpc::CallbackServerContext* context,
+                                    const api::CloseIORequest* request,
+                                    google::protobuf::Empty*) override {
+    return Finish(context, [&]() -> absl::Status {
+      BERTH_ASSIGN_OR_RETURN(std::shared_ptr<Task> task, Find(*context, request->container_id()));
+      shim_api::CloseIORequest close;
+      close.set_id(task->id());
+      close.set_exec_id(request->exec_id());
+      close.set_stdin(request->stdin());
+      return task->Call("CloseIO", close, nullptr);
+    }());
+  }
+
+  grpc::ServerUnaryReactor* Pause(grpc::CallbackServerContext* context,
+                                  const api::PauseTaskRequest* request,
+                                  google::protobuf::Empty*) override {
+    return Finish(context, [&]() -> absl::Status {
+      BERTH_ASSIGN_OR_RETURN(std::shared_ptr<Task> task, Find(*context, request->container_id()));
+      shim_api::PauseRequest pause;
+      pause.set_id(task->id());
+      return task->Call("Pause", pause, nullptr);
+    }());
+  }
+
+  grpc::ServerUnaryReactor* Resume(grpc::CallbackServerContext* context,
+                                   const api::ResumeTaskRequest* request,
+                                   google::protobuf::Empty*) override {
+    return Finish(context, [&]() -> absl::Status {
+      BERTH_ASSIGN_OR_RETURN(std::shared_ptr<Task> task, Find(*context, request->container_id()));
+      shim_api::ResumeRequest resume;
+      resume.set_id(task->id());
+      return task->Call("Resume", resume, nullptr);
+    }());
+  }
+
+  grpc::ServerUnaryReactor* ListPids(grpc::CallbackServerContext* context,
+                                     const api::ListPidsRequest* request,
+                                     api::ListPidsResponse* response) override {
+    return Finish(context, [&]() -> absl::Status {
+      BERTH_ASSIGN_OR_RETURN(std::shared_ptr<Task> task, Find(*context, request->container_id()));
+      shim_api::PidsRequest pids;
+      pids.set_id(task->id());
+      shim_api::PidsResponse listed;
+      BERTH_RETURN_IF_ERROR(task->Call("Pids", pids, &listed));
+      *response->mutable_processes() = listed.processes();
+      return absl::OkStatus();
+    }());
+  }
+
+  grpc::ServerUnaryReactor* Checkpoint(grpc::CallbackServerContext* context,
+                                       const api::CheckpointTaskRequest* request,
+                                       api::CheckpointTaskResponse*) override {
+    return Finish(context, absl::UnimplementedError(absl::StrCat(
+                               "task ", Quote(request->container_id()),
+                               ": checkpoints are not supported (CRIU cannot run on this host)")));
+  }
+
+  grpc::ServerUnaryReactor* Update(grpc::CallbackServerContext* context,
+                                   const api::UpdateTaskRequest* request,
+                                   google::protobuf::Empty*) override {
+    return Finish(context, [&]() -> absl::Status {
+      BERTH_ASSIGN_OR_RETURN(std::shared_ptr<Task> task, Find(*context, request->container_id()));
+      shim_api::UpdateTaskRequest update;
+      update.set_id(task->id());
+      *update.mutable_resources() = request->resources();
+      *update.mutable_annotations() = request->annotations();
+      return task->Call("Update", update, nullptr);
+    }());
+  }
+
+  // The cgroup statistics of the tasks the filters select (`ctr task
+  // metrics` sends id==<id>).
+  grpc::ServerUnaryReactor* Metrics(grpc::CallbackServerContext* context,
+                                    const api::MetricsRequest* request,
+                                    api::MetricsResponse* response) override {
+    return Finish(context, [&]() -> absl::Status {
+      BERTH_ASSIGN_OR_RETURN(std::string ns, RequestNamespace(*context));
+      BERTH_ASSIGN_OR_RETURN(filters::Filter filter, filters::Filter::ParseAny(request->filters()));
+      for (const std::shared_ptr<Task>& task : tasks_->List(ns)) {
+        ::containerd::v1::types::Process process;
+        process.set_id(task->id());
+        if (!filter.Match(ProcessAdaptor(process))) continue;
+        shim_api::StatsRequest stats;
+        stats.set_id(task->id());
+        shim_api::StatsResponse answered;
+        BERTH_RETURN_IF_ERROR(task->Call("Stats", stats, &answered));
+        ::containerd::types::Metric* metric = response->add_metrics();
+        *metric->mutable_timestamp() = ToTimestamp(absl::Now());
+        metric->set_id(task->id());
+        *metric->mutable_data() = answered.stats();
+      }
+      return absl::OkStatus();
+    }());
+  }
+
+  // Answered when the process exits, which may be long after: the shim's
+  // Wait is called without blocking, and its answer finishes the call.
+  grpc::ServerUnaryReactor* Wait(grpc::CallbackServerContext* context,
+                                 const api::WaitRequest* request,
+                                 api::WaitResponse* response) override {
+    absl::StatusOr<std::shared_ptr<Task>> task = Find(*context, request->container_id());
+    if (!task.ok()) return Finish(context, task.status());
+    shim_api::WaitRequest wait;
+    wait.set_id((*task)->id());
+    wait.set_exec_id(request->exec_id());
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    (*task)->CallAsync("Wait", wait, [reactor, response](absl::StatusOr<std::string> answer) {
+      if (!answer.ok()) return reactor->Finish(ToGrpcStatus(answer.status()));
+      shim_api::WaitResponse waited;
+      if (!waited.ParseFromString(*answer)) {
+        return reactor->Finish(
+            ToGrpcStatus(absl::InternalError("the shim answered Wait with garbage")));
+      }
+      response->set_exit_status(waited.exit_status());
+      *response->mutable_exited_at() = waited.exited_at();
+      reactor->Finish(grpc::Status::OK);
+    });
+    return reactor;
+  }
+
+ private:
+  // The fields filters select tasks by: id, pid, status.
+  static filters::FunctionAdaptor ProcessAdaptor(const ::containerd::v1::types::Process& process) {
+    return filters::FunctionAdaptor(
+        [&process](const std::vector<std::string>& path) -> std::optional<std::string> {
+          if (path.size() != 1) return std::nullopt;
+          if (path[0] == "id") return process.id();
+          if (path[0] == "pid") return absl::StrCat(process.pid());
+          if (path[0] == "status") {
+            return absl::AsciiStrToLower(::containerd::v1::types::Status_Name(process.status()));
+          }
+          return std::nullopt;
+        });
+  }
+
+  static void ToProto(const std::string& id, const shim_api::DeleteResponse& deleted,
+                      api::DeleteResponse* out) {
+    out->set_id(id);
+    out->set_pid(deleted.pid());
+    out->set_exit_status(deleted.exit_status());
+    *out->mutable_exited_at() = deleted.exited_at();
+  }
+
+  absl::StatusOr<std::shared_ptr<Task>> Find(const grpc::CallbackServerContext& context,
+                                             const std::string& id) {
+    BERTH_ASSIGN_OR_RETURN(std::string ns, RequestNamespace(context));
+    return tasks_->Get(ns, id);
+  }
+
+  const std::shared_ptr<TaskManager> tasks_;
+  const std::shared_ptr<store::MetadataStore> metadata_;
+};
+
+}  // namespace
+
+void Register(daemon::Registry& registry) {
+  // The task runtime: bundles under <state>/io.containerd.runtime.v2.task.
+  registry.Register({.type = daemon::kRuntimePlugin,
+                     .id = "task",
+                     .init = [](daemon::InitContext& ic) -> absl::StatusOr<std::any> {
+                       TaskManager::Options options;
+                       options.state = ic.state();
+                       options.daemon_address = ic.address();
+                       options.ttrpc_address = ic.address() + ".ttrpc";
+                       char self[4096];
+                       ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+                       if (n > 0) options.publish_binary.assign(self, n);
+                       return std::make_shared<TaskManager>(std::move(options));
+                     }});
+  registry.Register(
+      {.type = daemon::kGrpcPlugin,
+       .id = "tasks",
+       .requires_types = {daemon::kRuntimePlugin, daemon::kMetadataPlugin},
+       .init = [](daemon::InitContext& ic) -> absl::StatusOr<std::any> {
+         BERTH_ASSIGN_OR_RETURN(auto tasks, ic.Get<TaskManager>(daemon::kRuntimePlugin));
+         BERTH_ASSIGN_OR_RETURN(auto db, ic.Get<store::Database>(daemon::kMetadataPlugin));
+         return std::shared_ptr<daemon::GrpcService>(
+             std::make_shared<Service>(std::move(tasks), db->metadata));
+       }});
+}
+
+}  // namespace berth::services::tasks
