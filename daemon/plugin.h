@@ -39,6 +39,10 @@ namespace grpc {
 class ServerBuilder;
 }
 
+namespace berth::ttrpc {
+class Server;
+}  // namespace berth::ttrpc
+
 namespace berth::daemon {
 
 // Plugin types, named as containerd names them so introspection reads alike.
@@ -50,6 +54,7 @@ inline constexpr char kMetadataPlugin[] = "io.containerd.metadata.v1";
 inline constexpr char kRuntimePlugin[] = "io.containerd.runtime.v2";
 inline constexpr char kServicePlugin[] = "io.containerd.service.v1";
 inline constexpr char kSnapshotPlugin[] = "io.containerd.snapshotter.v1";
+inline constexpr char kTtrpcPlugin[] = "io.containerd.ttrpc.v1";
 
 // What an io.containerd.grpc.v1 plugin's instance is: it adds its service(s)
 // to the server before the server starts.
@@ -57,6 +62,15 @@ class GrpcService {
  public:
   virtual ~GrpcService() = default;
   virtual void Register(grpc::ServerBuilder& builder) = 0;
+};
+
+// What an io.containerd.ttrpc.v1 plugin's instance is: it adds its methods
+// to the daemon's ttrpc server (on <address>.ttrpc, where shims publish
+// their events) before that serves.
+class TtrpcService {
+ public:
+  virtual ~TtrpcService() = default;
+  virtual void Register(ttrpc::Server& server) = 0;
 };
 
 class InitContext;

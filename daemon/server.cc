@@ -1,6 +1,8 @@
 #include "daemon/server.h"
 
 #include <fcntl.h>
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/socket.h>
@@ -12,9 +14,7 @@
 #include <csignal>
 #include <memory>
 #include <string>
-
-#include <grpcpp/ext/proto_server_reflection_plugin.h>
-#include <grpcpp/grpcpp.h>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
@@ -22,6 +22,7 @@
 #include "base/unique_fd.h"
 #include "daemon/builtins.h"
 #include "daemon/plugin.h"
+#include "ttrpc/ttrpc.h"
 
 namespace berth::daemon {
 namespace {
@@ -152,6 +153,26 @@ absl::Status Serve(const Config& config) {
   if (::chown(address.c_str(), config.grpc.uid, config.grpc.gid) != 0) {
     return ErrnoStatus("chown", address);
   }
+  // Where shims publish their events: containerd's <address>.ttrpc.
+  const std::string ttrpc_address = address + ".ttrpc";
+  BERTH_RETURN_IF_ERROR(PrepareSocketPath(ttrpc_address));
+  BERTH_ASSIGN_OR_RETURN(std::unique_ptr<ttrpc::EventLoop> loop, ttrpc::EventLoop::Create());
+  auto ttrpc_server = std::make_unique<ttrpc::Server>(*loop);
+  for (const std::shared_ptr<TtrpcService>& service :
+       registry.Instances<TtrpcService>(kTtrpcPlugin)) {
+    service->Register(*ttrpc_server);
+  }
+  BERTH_ASSIGN_OR_RETURN(UniqueFd ttrpc_listener, ttrpc::ListenUnix(ttrpc_address));
+  if (::chmod(ttrpc_address.c_str(), 0660) != 0) return ErrnoStatus("chmod", ttrpc_address);
+  if (::chown(ttrpc_address.c_str(), config.grpc.uid, config.grpc.gid) != 0) {
+    return ErrnoStatus("chown", ttrpc_address);
+  }
+  BERTH_RETURN_IF_ERROR(ttrpc_server->Serve(std::move(ttrpc_listener)));
+  std::thread ttrpc_thread([&loop] {
+    if (absl::Status ran = loop->Run(); !ran.ok()) {
+      log::Error("the ttrpc server stopped", {{"error", ran.ToString()}});
+    }
+  });
   log::Info("serving...", {{"address", address}});
   log::Info("berthd successfully booted", {{"root", config.root}, {"state", config.state}});
 
@@ -161,7 +182,11 @@ absl::Status Serve(const Config& config) {
   log::Info("stopping berthd", {{"signal", strsignal(signal)}});
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   server.reset();
+  loop->Stop();
+  ttrpc_thread.join();
+  ttrpc_server.reset();
   ::unlink(address.c_str());
+  ::unlink(ttrpc_address.c_str());
   log::Info("berthd stopped");
   return absl::OkStatus();
 }

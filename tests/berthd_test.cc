@@ -54,13 +54,16 @@ TEST_F(BerthdTest, CtrVersionReportsBerth) {
   EXPECT_THAT(r.out, HasSubstr("Server:\n  Version:  0.1.0\n  Revision: berth"));
 }
 
-TEST_F(BerthdTest, DirectoriesArePrivateAndSocketIsGroupOnly) {
+TEST_F(BerthdTest, DirectoriesArePrivateAndSocketsAreGroupOnly) {
   EXPECT_EQ(Mode(berthd_.root()), 0700);
   EXPECT_EQ(Mode(berthd_.state()), 0700);
-  struct stat st;
-  ASSERT_EQ(::lstat(berthd_.address().c_str(), &st), 0);
-  EXPECT_TRUE(S_ISSOCK(st.st_mode));
-  EXPECT_EQ(st.st_mode & 0777, 0660);
+  // The gRPC socket and the ttrpc one shims publish events on.
+  for (const std::string& socket : {berthd_.address(), berthd_.address() + ".ttrpc"}) {
+    struct stat st;
+    ASSERT_EQ(::lstat(socket.c_str(), &st), 0) << socket;
+    EXPECT_TRUE(S_ISSOCK(st.st_mode)) << socket;
+    EXPECT_EQ(st.st_mode & 0777, 0660) << socket;
+  }
 }
 
 // `ctr plugins ls` rows as "TYPE ID STATUS", columns split on whitespace.
@@ -82,6 +85,7 @@ TEST_F(BerthdTest, CtrPluginsListsEveryServiceAsOk) {
                                    "io.containerd.event.v1 exchange ok",
                                    "io.containerd.gc.v1 scheduler ok",
                                    "io.containerd.metadata.v1 sqlite ok",
+                                   "io.containerd.runtime.v2 task ok",
                                    "io.containerd.service.v1 namespaces-service ok",
                                    "io.containerd.snapshotter.v1 native ok",
                                    "io.containerd.snapshotter.v1 overlayfs ok",
@@ -95,7 +99,9 @@ TEST_F(BerthdTest, CtrPluginsListsEveryServiceAsOk) {
                                    "io.containerd.grpc.v1 leases ok",
                                    "io.containerd.grpc.v1 namespaces ok",
                                    "io.containerd.grpc.v1 snapshots ok",
+                                   "io.containerd.grpc.v1 tasks ok",
                                    "io.containerd.grpc.v1 version ok",
+                                   "io.containerd.ttrpc.v1 events ok",
                                }))
       << r.out;
 }
@@ -168,7 +174,8 @@ TEST_F(BerthdTest, ReflectionListsEveryService) {
        {"containerd.services.version.v1.Version", "containerd.services.namespaces.v1.Namespaces",
         "containerd.services.introspection.v1.Introspection",
         "containerd.services.events.v1.Events", "containerd.services.snapshots.v1.Snapshots",
-        "containerd.services.containers.v1.Containers", "grpc.health.v1.Health",
+        "containerd.services.containers.v1.Containers", "containerd.services.tasks.v1.Tasks",
+        "grpc.health.v1.Health",
         "grpc.reflection.v1alpha.ServerReflection"}) {
     EXPECT_TRUE(services.count(name)) << name;
   }
@@ -356,9 +363,10 @@ TEST_F(BerthdTest, ExportReimportsIntoContainerdWithTheSameDigest) {
   EXPECT_THAT(r.out, HasSubstr("complete (2/2)"));
 }
 
-TEST_F(BerthdTest, SigtermStopsCleanlyAndRemovesTheSocket) {
+TEST_F(BerthdTest, SigtermStopsCleanlyAndRemovesTheSockets) {
   EXPECT_EQ(berthd_.Stop(), 0);
   EXPECT_EQ(::access(berthd_.address().c_str(), F_OK), -1);
+  EXPECT_EQ(::access((berthd_.address() + ".ttrpc").c_str(), F_OK), -1);
   EXPECT_THAT(berthd_.Log(), HasSubstr("berthd stopped"));
 }
 

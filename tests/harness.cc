@@ -191,6 +191,14 @@ Daemon::~Daemon() {
 
 absl::Status Daemon::Start(const std::vector<std::string>& extra_args) {
   std::vector<std::string> argv = {peer_ == Peer::kBerthd ? BerthdPath() : "containerd"};
+  // berthd finds containerd-shim-berth-v1 on its PATH, from the test's
+  // runfiles when the test has it.
+  const std::string shim = RunfilePath("shim/containerd-shim-berth-v1");
+  if (peer_ == Peer::kBerthd && ::access(shim.c_str(), X_OK) == 0) {
+    const char* path = std::getenv("PATH");
+    argv.insert(argv.begin(), {"env", absl::StrCat("PATH=", shim.substr(0, shim.rfind('/')), ":",
+                                                   path ? path : "/usr/bin:/bin")});
+  }
   if (peer_ == Peer::kContainerd) {
     const std::string config = dir_.path() + "/containerd.toml";
     std::ofstream(config) << "version = 2\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n";

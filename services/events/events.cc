@@ -10,15 +10,18 @@
 #include "events/exchange.h"
 #include "filters/filters.h"
 #include "github.com/containerd/containerd/api/services/events/v1/events.grpc.pb.h"
+#include "github.com/containerd/containerd/api/services/ttrpc/events/v1/events.pb.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/dynamic_message.h"
 #include "google/protobuf/util/time_util.h"
 #include "services/edge.h"
+#include "ttrpc/ttrpc.h"
 
 namespace berth::services::events {
 namespace {
 
 namespace api = ::containerd::services::events::v1;
+namespace ttrpc_api = ::containerd::services::events::ttrpc::v1;
 using ::berth::events::Envelope;
 using ::berth::events::Exchange;
 using ::google::protobuf::util::TimeUtil;
@@ -143,9 +146,10 @@ void ToProto(const Envelope& envelope, api::Envelope* out) {
 class SubscribeReactor final : public grpc::ServerWriteReactor<api::Envelope> {
  public:
   SubscribeReactor(Exchange& exchange, filters::Filter filter) {
-    subscription_ = exchange.Subscribe(
-        [filter = std::move(filter)](const Envelope& e) { return filter.Match(EnvelopeAdaptor(e)); },
-        [this](const Envelope& e) { Enqueue(e); });
+    subscription_ =
+        exchange.Subscribe([filter = std::move(filter)](
+                               const Envelope& e) { return filter.Match(EnvelopeAdaptor(e)); },
+                           [this](const Envelope& e) { Enqueue(e); });
   }
 
   void OnWriteDone(bool ok) override {
@@ -218,6 +222,46 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<api::Envelope> {
   berth::events::Subscription subscription_;
 };
 
+// An envelope as a client forwards it: the gRPC API's, or the ttrpc one
+// shims send (the same fields).
+template <typename EnvelopeProto>
+Envelope FromProto(const EnvelopeProto& envelope) {
+  absl::Time when =
+      envelope.has_timestamp()
+          ? absl::FromUnixNanos(TimeUtil::TimestampToNanoseconds(envelope.timestamp()))
+          : absl::InfinitePast();
+  return Envelope{
+      .timestamp = when,
+      .namespace_name = envelope.namespace_(),
+      .topic = envelope.topic(),
+      .type_url = envelope.event().type_url(),
+      .payload = envelope.event().value(),
+  };
+}
+
+// containerd.services.events.ttrpc.v1.Events/Forward on the daemon's ttrpc
+// socket: the shims' task events, re-published to subscribers.
+class TtrpcForwarder final : public daemon::TtrpcService {
+ public:
+  explicit TtrpcForwarder(std::shared_ptr<Exchange> exchange) : exchange_(std::move(exchange)) {}
+
+  void Register(ttrpc::Server& server) override {
+    server.Register("containerd.services.events.ttrpc.v1.Events", "Forward",
+                    [this](const ttrpc::CallContext&, std::string payload, ttrpc::Reply reply) {
+                      ttrpc_api::ForwardRequest request;
+                      if (!request.ParseFromString(payload)) {
+                        return reply(absl::InvalidArgumentError("malformed ForwardRequest"));
+                      }
+                      absl::Status forwarded = exchange_->Forward(FromProto(request.envelope()));
+                      if (!forwarded.ok()) return reply(forwarded);
+                      reply(std::string());
+                    });
+  }
+
+ private:
+  const std::shared_ptr<Exchange> exchange_;
+};
+
 class Service final : public api::Events::CallbackService, public daemon::GrpcService {
  public:
   explicit Service(std::shared_ptr<Exchange> exchange) : exchange_(std::move(exchange)) {}
@@ -237,21 +281,11 @@ class Service final : public api::Events::CallbackService, public daemon::GrpcSe
   grpc::ServerUnaryReactor* Forward(grpc::CallbackServerContext* context,
                                     const api::ForwardRequest* request,
                                     google::protobuf::Empty*) override {
-    const api::Envelope& envelope = request->envelope();
-    absl::Time when = envelope.has_timestamp()
-                          ? absl::FromUnixNanos(TimeUtil::TimestampToNanoseconds(envelope.timestamp()))
-                          : absl::InfinitePast();
-    return Finish(context, exchange_->Forward(Envelope{
-                               .timestamp = when,
-                               .namespace_name = envelope.namespace_(),
-                               .topic = envelope.topic(),
-                               .type_url = envelope.event().type_url(),
-                               .payload = envelope.event().value(),
-                           }));
+    return Finish(context, exchange_->Forward(FromProto(request->envelope())));
   }
 
-  grpc::ServerWriteReactor<api::Envelope>* Subscribe(grpc::CallbackServerContext*,
-                                                     const api::SubscribeRequest* request) override {
+  grpc::ServerWriteReactor<api::Envelope>* Subscribe(
+      grpc::CallbackServerContext*, const api::SubscribeRequest* request) override {
     absl::StatusOr<filters::Filter> filter = filters::Filter::ParseAny(request->filters());
     if (!filter.ok()) {
       return StreamFrom<api::Envelope>(
@@ -275,6 +309,15 @@ void Register(daemon::Registry& registry) {
                                               ic.Get<Exchange>(daemon::kEventPlugin));
                        return std::shared_ptr<daemon::GrpcService>(
                            std::make_shared<Service>(std::move(exchange)));
+                     }});
+  registry.Register({.type = daemon::kTtrpcPlugin,
+                     .id = "events",
+                     .requires_types = {daemon::kEventPlugin},
+                     .init = [](daemon::InitContext& ic) -> absl::StatusOr<std::any> {
+                       BERTH_ASSIGN_OR_RETURN(auto exchange,
+                                              ic.Get<Exchange>(daemon::kEventPlugin));
+                       return std::shared_ptr<daemon::TtrpcService>(
+                           std::make_shared<TtrpcForwarder>(std::move(exchange)));
                      }});
 }
 
