@@ -131,9 +131,9 @@ absl::StatusOr<std::string> TaskManager::ShimBinary(absl::string_view name) cons
   return found;
 }
 
-absl::StatusOr<std::string> TaskManager::StartShim(const std::string& binary, const std::string& ns,
-                                                   const std::string& id,
-                                                   const std::string& bundle) {
+absl::StatusOr<std::string> TaskManager::RunShim(const std::string& binary, const std::string& ns,
+                                                 const std::string& id, const std::string& bundle,
+                                                 const std::string& action) {
   int out[2];
   if (::pipe2(out, O_CLOEXEC) != 0) return ErrnoStatus("pipe", "shim start");
   UniqueFd read_end(out[0]), write_end(out[1]);
@@ -149,8 +149,9 @@ absl::StatusOr<std::string> TaskManager::StartShim(const std::string& binary, co
                                    "-publish-binary",
                                    options_.publish_binary,
                                    "-id",
-                                   id,
-                                   "start"};
+                                   id};
+  if (action == "delete") args.insert(args.end(), {"-bundle", bundle});
+  args.push_back(action);
   std::vector<std::string> env;
   for (char** e = environ; *e != nullptr; ++e) {
     if (!absl::StartsWith(*e, "TTRPC_ADDRESS=")) env.push_back(*e);
@@ -190,9 +191,9 @@ absl::StatusOr<std::string> TaskManager::StartShim(const std::string& binary, co
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     std::string why(absl::StripAsciiWhitespace(files::ReadFile(log_path).value_or("")));
     return absl::UnknownError(
-        absl::StrCat("start shim ", binary, ": ", why.empty() ? "it failed" : why));
+        absl::StrCat(action, " shim ", binary, ": ", why.empty() ? "it failed" : why));
   }
-  return std::string(absl::StripAsciiWhitespace(address));
+  return action == "start" ? std::string(absl::StripAsciiWhitespace(address)) : address;
 }
 
 absl::StatusOr<std::shared_ptr<Task>> TaskManager::Create(const CreateRequest& request,
@@ -213,7 +214,10 @@ absl::StatusOr<std::shared_ptr<Task>> TaskManager::Create(const CreateRequest& r
     BERTH_ASSIGN_OR_RETURN(std::string binary, ShimBinary(request.runtime));
     BERTH_RETURN_IF_ERROR(files::MakeDirectories(bundle + "/rootfs", 0711));
     BERTH_RETURN_IF_ERROR(files::WriteFile(bundle + "/config.json", request.spec, 0600));
-    BERTH_ASSIGN_OR_RETURN(std::string address, StartShim(binary, request.ns, request.id, bundle));
+    // For a daemon that starts again and finds this shim gone.
+    BERTH_RETURN_IF_ERROR(files::WriteFile(bundle + "/shim", binary, 0600));
+    BERTH_ASSIGN_OR_RETURN(std::string address,
+                           RunShim(binary, request.ns, request.id, bundle, "start"));
     BERTH_ASSIGN_OR_RETURN(shim, ttrpc::Client::Dial(address));
     auto task = std::make_shared<Task>(request.ns, request.id, bundle, std::move(shim));
     shim_api::CreateTaskRequest shim_request = request.shim_request;
@@ -273,6 +277,64 @@ absl::Status TaskManager::Delete(absl::string_view ns, absl::string_view id,
   absl::MutexLock lock(&mu_);
   tasks_.erase(std::make_pair(std::string(ns), std::string(id)));
   return absl::OkStatus();
+}
+
+absl::Status TaskManager::RecoverBundle(const std::string& ns, const std::string& id) {
+  const std::string bundle = absl::StrCat(options_.state, "/", ns, "/", id);
+  absl::StatusOr<std::string> address = files::ReadFile(bundle + "/address");
+  if (address.ok()) {
+    absl::StatusOr<std::unique_ptr<ttrpc::Client>> shim =
+        ttrpc::Client::Dial(std::string(absl::StripAsciiWhitespace(*address)));
+    if (shim.ok()) {
+      auto task = std::make_shared<Task>(ns, id, bundle, *std::move(shim));
+      shim_api::StateRequest state;
+      state.set_id(id);
+      absl::Status held = task->Call("State", state, nullptr);
+      if (held.ok()) {
+        absl::MutexLock lock(&mu_);
+        tasks_[std::make_pair(ns, id)] = std::move(task);
+        return absl::OkStatus();
+      }
+      log::Warn("a shim no longer holds its task",
+                {{"namespace", ns}, {"id", id}, {"error", held.ToString()}});
+    }
+  }
+  // The shim is gone (or never served): its `delete` cleans up after it.
+  absl::StatusOr<std::string> binary = files::ReadFile(bundle + "/shim");
+  if (binary.ok()) {
+    absl::StatusOr<std::string> deleted = RunShim(*binary, ns, id, bundle, "delete");
+    if (!deleted.ok()) {
+      log::Warn("cleaning up after a dead shim failed",
+                {{"namespace", ns}, {"id", id}, {"error", deleted.status().ToString()}});
+    }
+  }
+  RemoveBundle(bundle);
+  return absl::NotFoundError(
+      absl::StrCat("task ", Quote(id), " in namespace ", Quote(ns), ": its shim is gone"));
+}
+
+int TaskManager::Recover() {
+  int recovered = 0;
+  UniqueFd state(::open(options_.state.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!state.valid()) return 0;
+  for (const std::string& ns :
+       files::ListDirectory(state.get(), options_.state).value_or(std::vector<std::string>{})) {
+    if (!identifiers::Validate(ns).ok()) continue;
+    const std::string dir = absl::StrCat(options_.state, "/", ns);
+    UniqueFd tasks(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!tasks.valid()) continue;
+    for (const std::string& id :
+         files::ListDirectory(tasks.get(), dir).value_or(std::vector<std::string>{})) {
+      if (!identifiers::Validate(id).ok()) continue;
+      absl::Status taken = RecoverBundle(ns, id);
+      if (taken.ok()) {
+        ++recovered;
+      } else {
+        log::Info("a task was not taken back", {{"error", taken.ToString()}});
+      }
+    }
+  }
+  return recovered;
 }
 
 }  // namespace berth::runtime

@@ -7,8 +7,10 @@
 // processes, outlives the daemon, and answers containerd.task.v2.Task over
 // ttrpc. A TaskManager keeps, per namespace and container id, the task's
 // bundle — <state>/<ns>/<id>, holding the OCI spec as config.json, the
-// rootfs mount point and the shim's `address` file — and a connection to
-// its shim.
+// rootfs mount point, the shim's `address` file and which shim binary it
+// is (`shim`) — and a connection to its shim. The bundles are all the
+// state there is: a daemon that starts again takes its tasks back from
+// them (Recover).
 //
 //   TaskManager::Create  writes the bundle, runs `<shim> … start` in it,
 //                        connects, and calls the shim's Create
@@ -114,10 +116,22 @@ class TaskManager {
   // The shim binary for runtime `name` (see above).
   absl::StatusOr<std::string> ShimBinary(absl::string_view name) const;
 
+  // At start-up: takes back every task a bundle in the state directory
+  // names, through its shim's address — shims outlive the daemon, so
+  // running tasks keep running and ones that exited meanwhile keep their
+  // exit status. A bundle whose shim is gone is cleaned up with the shim
+  // binary's `delete` (which kills what is left of the container and
+  // unmounts its rootfs) and removed. Returns how many tasks it took back.
+  int Recover();
+
  private:
-  // Runs `<shim> … start` in `bundle`; the address it prints.
-  absl::StatusOr<std::string> StartShim(const std::string& binary, const std::string& ns,
-                                        const std::string& id, const std::string& bundle);
+  // Runs `<shim> … <action>` in `bundle` ("start": the address it prints;
+  // "delete": its DeleteResponse).
+  absl::StatusOr<std::string> RunShim(const std::string& binary, const std::string& ns,
+                                      const std::string& id, const std::string& bundle,
+                                      const std::string& action);
+  // Takes back the task of one bundle, or cleans it up (see Recover).
+  absl::Status RecoverBundle(const std::string& ns, const std::string& id);
 
   const Options options_;
   absl::Mutex mu_;

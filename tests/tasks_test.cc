@@ -6,13 +6,18 @@
 
 #include <algorithm>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "base/files.h"
 #include "base/status_matchers.h"
 #include "base/temp_dir.h"
 #include "github.com/containerd/containerd/api/services/tasks/v1/tasks.grpc.pb.h"
@@ -191,6 +196,65 @@ TEST_P(TasksTest, BadRequestsGetContainerdsCodes) {
   r = Ctr({"task", "kill", "--exec-id", "nope", "busy"});
   EXPECT_NE(r.exit_code, 0);
   EXPECT_THAT(r.err, HasSubstr("not found"));
+}
+
+// `ctr task ls` as id → (pid, status).
+std::map<std::string, std::pair<std::string, std::string>> TaskTable(const std::string& listing) {
+  std::map<std::string, std::pair<std::string, std::string>> table;
+  for (absl::string_view line : absl::StrSplit(listing, '\n')) {
+    std::vector<std::string> fields = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    if (fields.size() == 3 && fields[0] != "TASK") table[fields[0]] = {fields[1], fields[2]};
+  }
+  return table;
+}
+
+// kill -9 of the daemon: the shims keep its tasks running, and the daemon
+// started again takes them back — the same pids; one that exited meanwhile
+// with its exit code; one whose shim died meanwhile cleaned up, its
+// process gone.
+TEST_P(TasksTest, TasksOutliveADaemonKilledAndAreTakenBack) {
+  for (const std::string id : {"keep-1", "keep-2", "orphaned"}) {
+    CommandResult r = Run({"-d"}, id, {"/bin/busybox", "sleep", "307"});
+    ASSERT_EQ(r.exit_code, 0) << id << ": " << r.err;
+  }
+  CommandResult r = Run({"-d"}, "exits", {"/bin/sh", "-c", "sleep 2; exit 7"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto before = TaskTable(Ctr({"task", "ls"}).out);
+  ASSERT_EQ(before.size(), 4u) << Ctr({"task", "ls"}).out;
+  CommandResult shim = RunCommand({"pgrep", "-f", "containerd-shim-.* -id orphaned "});
+  pid_t orphan_shim = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(shim.out), &orphan_shim)) << shim.out;
+
+  // A shim killed cannot remove its socket, and the runc shim's lives under
+  // /run/containerd whatever containerd's state dir: the test does.
+  const std::string address = files::ReadFile(Bundle("orphaned") + "/address").value_or("");
+  const std::string socket(absl::StripPrefix(absl::StripAsciiWhitespace(address), "unix://"));
+  daemon_.Stop(SIGKILL);
+  ASSERT_EQ(::kill(orphan_shim, SIGKILL), 0);
+  absl::SleepFor(absl::Seconds(3));  // "exits" ends meanwhile
+  ASSERT_THAT(daemon_.Start(), IsOk());
+
+  const auto after = TaskTable(Ctr({"task", "ls"}).out);
+  for (const char* id : {"keep-1", "keep-2"}) {
+    ASSERT_TRUE(after.contains(id)) << id << "\n" << Ctr({"task", "ls"}).out;
+    EXPECT_EQ(after.at(id).first, before.at(id).first) << id << ": the same process";
+    EXPECT_EQ(after.at(id).second, "RUNNING") << id;
+  }
+  ASSERT_TRUE(after.contains("exits"));
+  EXPECT_EQ(after.at("exits").second, "STOPPED");
+  r = Ctr({"task", "delete", "exits"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("exit code 7"));
+  EXPECT_TRUE(WaitUntil([&] { return TaskStatus("orphaned") == ""; }))
+      << "a task whose shim died is gone";
+  auto sleepers = [] {
+    std::string out = RunCommand({"pgrep", "-f", "busybox sleep 307"}).out;
+    return std::count(out.begin(), out.end(), '\n');
+  };
+  EXPECT_TRUE(WaitUntil([&] { return sleepers() == 2; }))
+      << sleepers() << " left: the orphan's process goes, the kept two stay";
+  EXPECT_NE(::access(Bundle("orphaned").c_str(), F_OK), 0) << "its bundle is removed";
+  if (!socket.empty()) ::unlink(socket.c_str());
 }
 
 // The task's events reach `ctr events`: created, started, exited, deleted.

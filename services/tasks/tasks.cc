@@ -7,6 +7,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "base/log.h"
 #include "base/status.h"
 #include "base/strings.h"
 #include "daemon/plugin.h"
@@ -385,7 +386,12 @@ void Register(daemon::Registry& registry) {
                        char self[4096];
                        ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
                        if (n > 0) options.publish_binary.assign(self, n);
-                       return std::make_shared<TaskManager>(std::move(options));
+                       auto tasks = std::make_shared<TaskManager>(std::move(options));
+                       // Shims outlive the daemon: the tasks a previous berthd started.
+                       const int recovered = tasks->Recover();
+                       if (recovered > 0)
+                         log::Info("took back running tasks", {{"tasks", recovered}});
+                       return tasks;
                      }});
   registry.Register(
       {.type = daemon::kGrpcPlugin,
