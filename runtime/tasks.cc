@@ -22,6 +22,7 @@
 #include "base/status.h"
 #include "base/strings.h"
 #include "base/unique_fd.h"
+#include "github.com/containerd/containerd/api/events/task.pb.h"
 
 extern char** environ;
 
@@ -97,6 +98,8 @@ absl::Status Task::Call(absl::string_view method, const google::protobuf::Messag
   return absl::OkStatus();
 }
 
+void Task::OnShimGone(std::function<void()> gone) { shim_->OnClose(std::move(gone)); }
+
 void Task::CallAsync(absl::string_view method, const google::protobuf::MessageLite& request,
                      ttrpc::Client::Done done) {
   ttrpc::CallOptions options;
@@ -104,7 +107,81 @@ void Task::CallAsync(absl::string_view method, const google::protobuf::MessageLi
   shim_->CallAsync(kTaskService, method, request.SerializeAsString(), options, std::move(done));
 }
 
-TaskManager::TaskManager(Options options) : options_(std::move(options)) {}
+TaskManager::TaskManager(Options options) : options_(std::move(options)) {
+  janitor_ = std::thread([this] { CleanUpDeadShims(); });
+}
+
+TaskManager::~TaskManager() {
+  {
+    absl::MutexLock lock(&dead_mu_);
+    stopping_ = true;
+  }
+  janitor_.join();
+}
+
+void TaskManager::Keep(std::shared_ptr<Task> task) {
+  std::weak_ptr<Task> watched = task;
+  {
+    absl::MutexLock lock(&mu_);
+    tasks_[std::make_pair(task->ns(), task->id())] = task;
+  }
+  task->OnShimGone([this, watched] {
+    std::shared_ptr<Task> dead = watched.lock();
+    if (dead == nullptr) return;
+    absl::MutexLock lock(&dead_mu_);
+    dead_.push_back(std::move(dead));
+  });
+}
+
+void TaskManager::CleanUpDeadShims() {
+  for (;;) {
+    std::vector<std::shared_ptr<Task>> dead;
+    {
+      absl::MutexLock lock(&dead_mu_);
+      auto due = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(dead_mu_) {
+        return stopping_ || !dead_.empty();
+      };
+      dead_mu_.Await(absl::Condition(&due));
+      if (stopping_) return;
+      dead.swap(dead_);
+    }
+    for (const std::shared_ptr<Task>& task : dead) CleanUpDeadShim(task);
+  }
+}
+
+void TaskManager::CleanUpDeadShim(const std::shared_ptr<Task>& task) {
+  {
+    absl::MutexLock lock(&mu_);
+    auto kept = tasks_.find(std::make_pair(task->ns(), task->id()));
+    // Deleted meanwhile (its shim shut down as it should), or replaced.
+    if (kept == tasks_.end() || kept->second != task) return;
+    tasks_.erase(kept);
+  }
+  log::Warn("a task's shim died; cleaning up after it",
+            {{"namespace", task->ns()}, {"id", task->id()}});
+  shim_api::DeleteResponse deleted;
+  absl::StatusOr<std::string> binary = files::ReadFile(task->bundle() + "/shim");
+  if (binary.ok()) {
+    absl::StatusOr<std::string> out =
+        RunShim(*binary, task->ns(), task->id(), task->bundle(), "delete");
+    if (out.ok()) {
+      deleted.ParseFromString(*out);
+    } else {
+      log::Warn("cleaning up after a dead shim failed",
+                {{"id", task->id()}, {"error", out.status().ToString()}});
+    }
+  }
+  RemoveBundle(task->bundle());
+  if (options_.publish) {
+    ::containerd::events::TaskExit exit;
+    exit.set_container_id(task->id());
+    exit.set_id(task->id());
+    exit.set_pid(deleted.pid());
+    exit.set_exit_status(deleted.exit_status());
+    *exit.mutable_exited_at() = deleted.exited_at();
+    options_.publish(task->ns(), "/tasks/exit", exit);
+  }
+}
 
 absl::StatusOr<std::string> TaskManager::ShimBinary(absl::string_view name) const {
   std::string binary;
@@ -233,13 +310,13 @@ absl::StatusOr<std::shared_ptr<Task>> TaskManager::Create(const CreateRequest& r
     }
     return task;
   }();
-  absl::MutexLock lock(&mu_);
   if (!created.ok()) {
-    tasks_.erase(key);
     RemoveBundle(bundle);
+    absl::MutexLock lock(&mu_);
+    tasks_.erase(key);
     return created.status();
   }
-  tasks_[key] = *created;
+  Keep(*created);  // in the placeholder's place
   return created;
 }
 
@@ -269,13 +346,16 @@ absl::Status TaskManager::Delete(absl::string_view ns, absl::string_view id,
   shim_api::DeleteRequest request;
   request.set_id(task->id());
   BERTH_RETURN_IF_ERROR(task->Call("Delete", request, response));
+  {
+    // No longer kept before its shim ends, so that the end is no death.
+    absl::MutexLock lock(&mu_);
+    tasks_.erase(std::make_pair(std::string(ns), std::string(id)));
+  }
   shim_api::ShutdownRequest shutdown;
   shutdown.set_id(task->id());
   // Its answer may not come: the shim ends.
   task->Call("Shutdown", shutdown, nullptr).IgnoreError();
   RemoveBundle(task->bundle());
-  absl::MutexLock lock(&mu_);
-  tasks_.erase(std::make_pair(std::string(ns), std::string(id)));
   return absl::OkStatus();
 }
 
@@ -291,8 +371,7 @@ absl::Status TaskManager::RecoverBundle(const std::string& ns, const std::string
       state.set_id(id);
       absl::Status held = task->Call("State", state, nullptr);
       if (held.ok()) {
-        absl::MutexLock lock(&mu_);
-        tasks_[std::make_pair(ns, id)] = std::move(task);
+        Keep(std::move(task));
         return absl::OkStatus();
       }
       log::Warn("a shim no longer holds its task",

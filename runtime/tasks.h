@@ -24,13 +24,20 @@
 // another binary, and another name io.containerd.<x>.<v> is
 // containerd-shim-<x>-<v> on PATH, as containerd finds it.
 //
+// A shim that dies while the daemon runs is noticed at once (its
+// connection ends): the task is cleaned up after it — the container
+// killed, its rootfs unmounted, its bundle removed — and /tasks/exit
+// published.
+//
 // Thread safety: every method may be called from any thread at once.
 #ifndef BERTH_RUNTIME_TASKS_H_
 #define BERTH_RUNTIME_TASKS_H_
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -38,6 +45,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "github.com/containerd/containerd/runtime/v2/task/shim.pb.h"
+#include "google/protobuf/message.h"
 #include "google/protobuf/message_lite.h"
 #include "ttrpc/ttrpc.h"
 
@@ -63,6 +71,10 @@ class Task {
   void CallAsync(absl::string_view method, const google::protobuf::MessageLite& request,
                  ttrpc::Client::Done done);
 
+  // `gone` runs (on the connection's thread) once the shim ends the
+  // connection: it died, or shut down.
+  void OnShimGone(std::function<void()> gone);
+
  private:
   const std::string ns_;
   const std::string id_;
@@ -78,8 +90,15 @@ class TaskManager {
     std::string ttrpc_address;                 // where shims publish events (TTRPC_ADDRESS)
     std::string publish_binary;                // the shims' -publish-binary
     std::map<std::string, std::string> shims;  // runtime name → shim binary
+    // Publishes an event the daemon makes itself: /tasks/exit for a task
+    // whose shim died (its shim would have, but is gone).
+    std::function<void(const std::string& ns, const std::string& topic,
+                       const google::protobuf::Message& event)>
+        publish;
   };
   explicit TaskManager(Options options);
+  // Stops watching for dead shims; the shims and their tasks go on.
+  ~TaskManager();
 
   // What a task is created from: the container's record and the client's
   // request.
@@ -133,10 +152,24 @@ class TaskManager {
   // Takes back the task of one bundle, or cleans it up (see Recover).
   absl::Status RecoverBundle(const std::string& ns, const std::string& id);
 
+  // Keeps `task` and watches its shim: if the connection ends while the
+  // task is still kept, the shim died, and the janitor cleans up after it.
+  void Keep(std::shared_ptr<Task> task);
+  // The janitor's thread: a dead shim's task goes as its shim's `delete`
+  // has it go (the container killed, the rootfs unmounted), its bundle is
+  // removed and /tasks/exit published.
+  void CleanUpDeadShims();
+  void CleanUpDeadShim(const std::shared_ptr<Task>& task);
+
   const Options options_;
+  // Tasks whose shims died, for the janitor.
+  absl::Mutex dead_mu_;
+  std::vector<std::shared_ptr<Task>> dead_ ABSL_GUARDED_BY(dead_mu_);
+  bool stopping_ ABSL_GUARDED_BY(dead_mu_) = false;
   absl::Mutex mu_;
   // (namespace, id) → task; a null task: being created.
   std::map<std::pair<std::string, std::string>, std::shared_ptr<Task>> tasks_ ABSL_GUARDED_BY(mu_);
+  std::thread janitor_;
 };
 
 }  // namespace berth::runtime

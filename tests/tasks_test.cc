@@ -257,6 +257,34 @@ TEST_P(TasksTest, TasksOutliveADaemonKilledAndAreTakenBack) {
   if (!socket.empty()) ::unlink(socket.c_str());
 }
 
+// A shim that dies while the daemon runs is noticed and cleaned up after:
+// the container's process killed, the task gone from the list, its bundle
+// removed, /tasks/exit published.
+TEST_P(TasksTest, AShimThatDiesIsCleanedUpAfter) {
+  Process events({"ctr", "--address", daemon_.address(), "events", "topic==\"/tasks/exit\""});
+  ::usleep(300'000);  // the subscription is asynchronous
+  CommandResult r = Run({"-d"}, "doomed", {"/bin/busybox", "sleep", "308"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string address = files::ReadFile(Bundle("doomed") + "/address").value_or("");
+  const std::string socket(absl::StripPrefix(absl::StripAsciiWhitespace(address), "unix://"));
+  CommandResult shim = RunCommand({"pgrep", "-f", "containerd-shim-.* -id doomed "});
+  pid_t shim_pid = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(shim.out), &shim_pid)) << shim.out;
+  const absl::Time killed = absl::Now();
+  ASSERT_EQ(::kill(shim_pid, SIGKILL), 0);
+
+  EXPECT_TRUE(WaitUntil([&] { return TaskStatus("doomed").empty(); })) << Ctr({"task", "ls"}).out;
+  EXPECT_TRUE(events.WaitForOutput("doomed", absl::Seconds(10))) << events.Output();
+  EXPECT_LT(absl::Now() - killed, absl::Seconds(5));
+  EXPECT_TRUE(WaitUntil([] {
+    return RunCommand({"pgrep", "-f", "busybox sleep 308"}).out.empty();
+  })) << "the container's process is killed";
+  EXPECT_TRUE(WaitUntil([&] { return ::access(Bundle("doomed").c_str(), F_OK) != 0; }))
+      << "its bundle is removed";
+  events.Stop(SIGTERM);
+  if (!socket.empty()) ::unlink(socket.c_str());
+}
+
 // The task's events reach `ctr events`: created, started, exited, deleted.
 TEST_P(TasksTest, TaskEventsArePublished) {
   Process events({"ctr", "--address", daemon_.address(), "events", "topic~=\"^/tasks/\""});

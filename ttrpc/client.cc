@@ -131,6 +131,7 @@ Client::Client(UniqueFd fd) : fd_(std::move(fd)) {
 }
 
 Client::~Client() {
+  destroying_ = true;
   ::shutdown(fd_.get(), SHUT_RDWR);  // ends the reader's read
   reader_->join();
 }
@@ -177,12 +178,27 @@ void Client::ReadLoop() {
     if (callback) callback(std::move(result));
   }
   std::vector<std::pair<Done, absl::Status>> callbacks;
+  std::function<void()> on_close;
   {
     std::lock_guard lock(mu_);
     callbacks = FailAll(absl::UnavailableError("ttrpc connection closed"));
+    reader_done_ = true;
+    on_close = std::move(on_close_);
     answered_.notify_all();
   }
   for (auto& [callback, status] : callbacks) callback(status);
+  if (on_close && !destroying_) on_close();
+}
+
+void Client::OnClose(std::function<void()> closed) {
+  {
+    std::lock_guard lock(mu_);
+    if (!reader_done_) {
+      on_close_ = std::move(closed);
+      return;
+    }
+  }
+  if (!destroying_) closed();
 }
 
 absl::StatusOr<uint32_t> Client::Send(absl::string_view service, absl::string_view method,

@@ -228,6 +228,12 @@ class Client {
   void CallAsync(absl::string_view service, absl::string_view method, absl::string_view payload,
                  const CallOptions& options, Done done);
 
+  // `closed` runs once the peer ends the connection (it died, or shut
+  // down), on the reader thread — at once, on this thread, if it has
+  // already; never for the end this client's destructor makes. It must not
+  // destroy this client (the destructor joins that thread).
+  void OnClose(std::function<void()> closed);
+
  private:
   struct Pending {
     bool done = false;
@@ -255,6 +261,9 @@ class Client {
   uint32_t next_stream_ ABSL_GUARDED_BY(mu_) = 1;
   absl::flat_hash_map<uint32_t, std::shared_ptr<Pending>> pending_ ABSL_GUARDED_BY(mu_);
   absl::Status closed_ ABSL_GUARDED_BY(mu_);  // not OK once the connection is gone
+  std::function<void()> on_close_ ABSL_GUARDED_BY(mu_);
+  bool reader_done_ ABSL_GUARDED_BY(mu_) = false;
+  std::atomic<bool> destroying_ = false;
   std::unique_ptr<std::thread> reader_;
 };
 

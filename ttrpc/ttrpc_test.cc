@@ -284,6 +284,26 @@ TEST_F(ServerTest, AsyncCallsAnswerLaterOrFailWithTheConnection) {
   EXPECT_THAT(after, StatusIs(absl::StatusCode::kUnavailable)) << "called back at once";
 }
 
+// OnClose tells of the peer's end — at once when it came already — and
+// not of the end the client's own destructor makes.
+TEST_F(ServerTest, OnCloseTellsOfThePeersEndOnly) {
+  std::unique_ptr<Client> kept = Dial();
+  std::unique_ptr<Client> dropped = Dial();
+  absl::Notification peer_gone;
+  kept->OnClose([&] { peer_gone.Notify(); });
+  std::atomic<bool> told = false;
+  dropped->OnClose([&] { told = true; });
+  dropped.reset();
+  EXPECT_FALSE(told) << "its own end";
+  ASSERT_THAT(kept->Call("test.Echo", "Echo", ""), IsOk());
+  EXPECT_FALSE(peer_gone.HasBeenNotified());
+  StopServer();
+  ASSERT_TRUE(peer_gone.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  bool late = false;
+  kept->OnClose([&] { late = true; });
+  EXPECT_TRUE(late) << "registered after the end: called at once";
+}
+
 TEST_F(ServerTest, ATimedOutCallFailsAndItsLateAnswerIsDropped) {
   std::unique_ptr<Client> client = Dial();
   CallOptions options;

@@ -11,6 +11,7 @@
 #include "base/status.h"
 #include "base/strings.h"
 #include "daemon/plugin.h"
+#include "events/exchange.h"
 #include "filters/filters.h"
 #include "github.com/containerd/containerd/api/services/tasks/v1/tasks.grpc.pb.h"
 #include "runtime/tasks.h"
@@ -378,7 +379,10 @@ void Register(daemon::Registry& registry) {
   // The task runtime: bundles under <state>/io.containerd.runtime.v2.task.
   registry.Register({.type = daemon::kRuntimePlugin,
                      .id = "task",
+                     .requires_types = {daemon::kEventPlugin},
                      .init = [](daemon::InitContext& ic) -> absl::StatusOr<std::any> {
+                       BERTH_ASSIGN_OR_RETURN(auto exchange,
+                                              ic.Get<events::Exchange>(daemon::kEventPlugin));
                        TaskManager::Options options;
                        options.state = ic.state();
                        options.daemon_address = ic.address();
@@ -386,6 +390,10 @@ void Register(daemon::Registry& registry) {
                        char self[4096];
                        ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
                        if (n > 0) options.publish_binary.assign(self, n);
+                       options.publish = [exchange](const std::string& ns, const std::string& topic,
+                                                    const google::protobuf::Message& event) {
+                         PublishEvent(*exchange, ns, topic, event);
+                       };
                        auto tasks = std::make_shared<TaskManager>(std::move(options));
                        // Shims outlive the daemon: the tasks a previous berthd started.
                        const int recovered = tasks->Recover();
