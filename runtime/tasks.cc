@@ -171,6 +171,7 @@ void TaskManager::CleanUpDeadShim(const std::shared_ptr<Task>& task) {
                 {{"id", task->id()}, {"error", out.status().ToString()}});
     }
   }
+  logs_.Remove(task->bundle());
   RemoveBundle(task->bundle());
   if (options_.publish) {
     ::containerd::events::TaskExit exit;
@@ -288,11 +289,18 @@ absl::StatusOr<std::shared_ptr<Task>> TaskManager::Create(const CreateRequest& r
   const std::string bundle = absl::StrCat(options_.state, "/", request.ns, "/", request.id);
   std::unique_ptr<ttrpc::Client> shim;
   absl::StatusOr<std::shared_ptr<Task>> created = [&]() -> absl::StatusOr<std::shared_ptr<Task>> {
-    BERTH_ASSIGN_OR_RETURN(std::string binary, ShimBinary(request.runtime));
+    std::string binary = request.shim_path;
+    if (binary.empty()) {
+      BERTH_ASSIGN_OR_RETURN(binary, ShimBinary(request.runtime));
+    } else if (binary[0] != '/' || ::access(binary.c_str(), X_OK) != 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("runtime path ", Quote(binary), " is not an absolute path to a program"));
+    }
     BERTH_RETURN_IF_ERROR(files::MakeDirectories(bundle + "/rootfs", 0711));
     BERTH_RETURN_IF_ERROR(files::WriteFile(bundle + "/config.json", request.spec, 0600));
     // For a daemon that starts again and finds this shim gone.
     BERTH_RETURN_IF_ERROR(files::WriteFile(bundle + "/shim", binary, 0600));
+    BERTH_RETURN_IF_ERROR(logs_.Add(bundle));
     BERTH_ASSIGN_OR_RETURN(std::string address,
                            RunShim(binary, request.ns, request.id, bundle, "start"));
     BERTH_ASSIGN_OR_RETURN(shim, ttrpc::Client::Dial(address));
@@ -311,10 +319,20 @@ absl::StatusOr<std::shared_ptr<Task>> TaskManager::Create(const CreateRequest& r
     return task;
   }();
   if (!created.ok()) {
+    absl::Status failed = created.status();
+    // A shim that went away says why in its log, which goes with the bundle.
+    if (absl::IsUnavailable(failed)) {
+      std::string log(
+          absl::StripAsciiWhitespace(files::ReadFile(bundle + "/shim.log").value_or("")));
+      if (log.size() > 2048) log = log.substr(log.size() - 2048);
+      if (!log.empty())
+        failed = absl::UnavailableError(absl::StrCat(failed.message(), "; the shim logged: ", log));
+    }
+    logs_.Remove(bundle);
     RemoveBundle(bundle);
     absl::MutexLock lock(&mu_);
     tasks_.erase(key);
-    return created.status();
+    return failed;
   }
   Keep(*created);  // in the placeholder's place
   return created;
@@ -355,6 +373,7 @@ absl::Status TaskManager::Delete(absl::string_view ns, absl::string_view id,
   shutdown.set_id(task->id());
   // Its answer may not come: the shim ends.
   task->Call("Shutdown", shutdown, nullptr).IgnoreError();
+  logs_.Remove(task->bundle());
   RemoveBundle(task->bundle());
   return absl::OkStatus();
 }
@@ -371,6 +390,9 @@ absl::Status TaskManager::RecoverBundle(const std::string& ns, const std::string
       state.set_id(id);
       absl::Status held = task->Call("State", state, nullptr);
       if (held.ok()) {
+        if (absl::Status copied = logs_.Add(bundle); !copied.ok()) {
+          log::Warn("a shim's log is not copied", {{"error", copied.ToString()}});
+        }
         Keep(std::move(task));
         return absl::OkStatus();
       }

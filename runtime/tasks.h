@@ -47,6 +47,7 @@
 #include "github.com/containerd/containerd/runtime/v2/task/shim.pb.h"
 #include "google/protobuf/message.h"
 #include "google/protobuf/message_lite.h"
+#include "runtime/shim_logs.h"
 #include "ttrpc/ttrpc.h"
 
 namespace berth::runtime {
@@ -106,7 +107,10 @@ class TaskManager {
     std::string ns;
     std::string id;
     std::string runtime;  // its name
-    std::string spec;     // the OCI spec's JSON: config.json
+    // The shim binary to run instead of the runtime name's (an absolute
+    // path, as a client's runtime_path gives it), or "".
+    std::string shim_path;
+    std::string spec;  // the OCI spec's JSON: config.json
     // To the shim's Create: bundle is set here; rootfs, stdio, terminal,
     // options and checkpoint come from the caller.
     containerd::task::v2::CreateTaskRequest shim_request;
@@ -162,6 +166,7 @@ class TaskManager {
   void CleanUpDeadShim(const std::shared_ptr<Task>& task);
 
   const Options options_;
+  ShimLogs logs_;
   // Tasks whose shims died, for the janitor.
   absl::Mutex dead_mu_;
   std::vector<std::shared_ptr<Task>> dead_ ABSL_GUARDED_BY(dead_mu_);

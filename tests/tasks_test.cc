@@ -285,6 +285,54 @@ TEST_P(TasksTest, AShimThatDiesIsCleanedUpAfter) {
   if (!socket.empty()) ::unlink(socket.c_str());
 }
 
+// A client's runtime_path names the shim binary to run instead: here
+// containerd's own runc shim, under either daemon. A path that is no
+// program is InvalidArgument naming it on berthd (containerd 1.6: Unknown).
+TEST_P(TasksTest, RuntimePathRunsAnotherShim) {
+  CommandResult r =
+      Ctr({"containers", "create", kImage, "other-shim", "/bin/busybox", "sleep", "309"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto tasks = tasks_api::Tasks::NewStub(Connect(daemon_));
+  tasks_api::CreateTaskRequest create;
+  create.set_container_id("other-shim");
+  create.set_runtime_path("/nowhere/containerd-shim-none");
+  // ctr would mount the snapshot's mounts: the same, from the snapshotter.
+  r = Ctr({"snapshots", "mounts", "/rootfs", "other-shim"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // "mount -t overlay overlay /rootfs -o lowerdir=…": type, source, options.
+  std::vector<std::string> words = absl::StrSplit(absl::StripAsciiWhitespace(r.out), ' ');
+  ASSERT_GE(words.size(), 7u) << r.out;
+  ::containerd::types::Mount* mount = create.add_rootfs();
+  mount->set_type(words[2]);
+  mount->set_source(words[3]);
+  for (absl::string_view option : absl::StrSplit(words[6], ',')) {
+    mount->add_options(std::string(option));
+  }
+  tasks_api::CreateTaskResponse created;
+  grpc::Status status = tasks->Create(NamespacedContext("default").get(), create, &created);
+  EXPECT_FALSE(status.ok());
+  if (GetParam() == Peer::kBerthd) {
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+    EXPECT_THAT(status.error_message(), HasSubstr("/nowhere/containerd-shim-none"));
+  }
+
+  create.set_runtime_path("/usr/bin/containerd-shim-runc-v2");
+  status = tasks->Create(NamespacedContext("default").get(), create, &created);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_GT(created.pid(), 0u);
+  tasks_api::StartRequest start;
+  start.set_container_id("other-shim");
+  tasks_api::StartResponse started;
+  status = tasks->Start(NamespacedContext("default").get(), start, &started);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(TaskStatus("other-shim"), "RUNNING");
+  EXPECT_EQ(RunCommand({"pgrep", "-f", "containerd-shim-runc-v2 .*-id other-shim "}).exit_code, 0)
+      << "containerd's runc shim serves it";
+  ASSERT_EQ(Ctr({"task", "kill", "-s", "SIGKILL", "other-shim"}).exit_code, 0);
+  EXPECT_TRUE(WaitUntil([&] { return TaskStatus("other-shim") == "STOPPED"; }));
+  EXPECT_EQ(Ctr({"task", "delete", "other-shim"}).exit_code, 0);
+}
+
 // The task's events reach `ctr events`: created, started, exited, deleted.
 TEST_P(TasksTest, TaskEventsArePublished) {
   Process events({"ctr", "--address", daemon_.address(), "events", "topic~=\"^/tasks/\""});

@@ -77,6 +77,7 @@ class Service final : public api::Tasks::CallbackService, public daemon::GrpcSer
       create.ns = ns;
       create.id = container.id;
       create.runtime = container.runtime.name;
+      create.shim_path = request->runtime_path();
       create.spec = container.spec->value;
       shim_api::CreateTaskRequest& shim = create.shim_request;
       *shim.mutable_rootfs() = request->rootfs();
