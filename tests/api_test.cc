@@ -35,6 +35,16 @@ using ::testing::ContainsRegex;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
+constexpr char kBusybox[] = "docker.io/library/busybox:latest";
+
+// Imports (and unpacks) the test image, building its archive in `dir`.
+CommandResult ImportBusybox(const Daemon& daemon, const std::string& dir) {
+  const std::string archive = dir + "/busybox.tar";
+  CommandResult r = MakeImageArchive("oci", archive, kBusybox);
+  if (r.exit_code != 0) return r;
+  return Ctr(daemon, {"images", "import", archive});
+}
+
 class ApiTest : public ::testing::TestWithParam<Peer> {
  protected:
   ApiTest() : daemon_(GetParam()) {}
@@ -716,10 +726,7 @@ std::vector<std::string> CommittedSnapshots(const std::string& listing) {
 // leave the disk.
 TEST_P(ApiTest, CollectionTakesTheSnapshotsNothingRefersTo) {
   TempDir dir;
-  const std::string archive = dir.path() + "/busybox.tar";
-  CommandResult r = MakeImageArchive("oci", archive, "docker.io/library/busybox:latest");
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  r = Ctr({"images", "import", archive});
+  CommandResult r = ImportBusybox(daemon_, dir.path());
   ASSERT_EQ(r.exit_code, 0) << r.err;
   Collect();
   // The image holds its layers through the label ctr set on its config.
@@ -735,7 +742,7 @@ TEST_P(ApiTest, CollectionTakesTheSnapshotsNothingRefersTo) {
   for (const std::string ns : {"default", "other"}) {
     ASSERT_EQ(Ctr({"-n", ns, "snapshots", "label", "loose", "containerd.io/gc.root="}).exit_code, 0);
   }
-  ASSERT_EQ(Ctr({"images", "rm", "--sync", "docker.io/library/busybox:latest"}).exit_code, 0);
+  ASSERT_EQ(Ctr({"images", "rm", "--sync", kBusybox}).exit_code, 0);
   r = Ctr({"snapshots", "ls"});
   EXPECT_THAT(r.out, HasSubstr("rooted"));
   EXPECT_THAT(r.out, Not(HasSubstr("loose")));
@@ -818,10 +825,7 @@ TEST_P(ApiTest, CtrImagesImportListTagExportRemove) {
 // out of Diff.Diff (`ctr snapshots diff`) as a layer naming just the change.
 TEST_P(ApiTest, CtrImagesImportUnpacksAndSnapshotsDiffWritesALayer) {
   TempDir dir;
-  const std::string archive = dir.path() + "/busybox.tar";
-  CommandResult r = MakeImageArchive("oci", archive, "docker.io/library/busybox:latest");
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  r = Ctr({"images", "import", archive});
+  CommandResult r = ImportBusybox(daemon_, dir.path());
   ASSERT_EQ(r.exit_code, 0) << r.err;
   r = Ctr({"images", "check"});
   EXPECT_THAT(r.out, ContainsRegex("complete \\(2/2\\).* true"));
@@ -1032,17 +1036,8 @@ TEST_P(ApiTest, CtrImagesImportKeepsEscapingEntriesInside) {
 
 // ===================== containers =====================
 
-constexpr char kBusybox[] = "docker.io/library/busybox:latest";
 // Container c1's snapshot, an active one on a layer, in `ctr snapshots ls`.
 constexpr char kContainerSnapshot[] = "(^|\n)c1 +sha256:[0-9a-f]+ +Active";
-
-// Imports (and unpacks) the test image, building its archive in `dir`.
-CommandResult ImportBusybox(const Daemon& daemon, const std::string& dir) {
-  const std::string archive = dir + "/busybox.tar";
-  CommandResult r = MakeImageArchive("oci", archive, kBusybox);
-  if (r.exit_code != 0) return r;
-  return Ctr(daemon, {"images", "import", archive});
-}
 
 // `json` parsed and printed back with sorted keys, by Python's json module:
 // two texts of one JSON value print the same.

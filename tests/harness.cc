@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "base/unique_fd.h"
 
@@ -233,6 +234,39 @@ CommandResult MakeImageArchive(const std::string& format, const std::string& out
   argv.insert(argv.end(), env.begin(), env.end());
   argv.insert(argv.end(), {RunfilePath("tests/make-image-archive.sh"), format, out, name});
   return RunCommand(argv);
+}
+
+bool WaitUntil(const std::function<bool()>& done) {
+  for (int i = 0; i < 200; ++i) {
+    if (done()) return true;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  return done();
+}
+
+std::string TaskStatus(const Daemon& daemon, const std::string& id) {
+  for (absl::string_view line : absl::StrSplit(Ctr(daemon, {"task", "ls"}).out, '\n')) {
+    std::vector<absl::string_view> fields = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    if (fields.size() == 3 && fields[0] == id) return std::string(fields[2]);
+  }
+  return "";
+}
+
+void RemoveTasksAndContainers(const Daemon& daemon) {
+  auto listed = [&](const std::vector<std::string>& args) {
+    std::vector<std::string> ids = absl::StrSplit(Ctr(daemon, args).out, '\n', absl::SkipEmpty());
+    return ids;
+  };
+  for (const std::string& id : listed({"task", "ls", "-q"})) {
+    Ctr(daemon, {"task", "kill", "-s", "SIGKILL", id});
+  }
+  for (const std::string& id : listed({"task", "ls", "-q"})) {
+    WaitUntil([&] { return TaskStatus(daemon, id) == "STOPPED"; });
+    Ctr(daemon, {"task", "delete", id});
+  }
+  for (const std::string& id : listed({"containers", "ls", "-q"})) {
+    Ctr(daemon, {"containers", "rm", id});
+  }
 }
 
 CommandResult InMountedSnapshot(const std::string& mount_command, const std::string& target,

@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <sys/types.h>
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <thread>
@@ -123,6 +124,17 @@ CommandResult Ctr(const Daemon& daemon, const std::vector<std::string>& args);
 // the script's options) in its environment; it prints a digest.
 CommandResult MakeImageArchive(const std::string& format, const std::string& out,
                                const std::string& name, const std::vector<std::string>& env = {});
+
+// Polls `done` every 50 ms for up to 10 s; its last answer.
+bool WaitUntil(const std::function<bool()>& done);
+
+// The STATUS column `ctr task ls` gives task `id` of the default namespace
+// ("" when it lists none).
+std::string TaskStatus(const Daemon& daemon, const std::string& id);
+
+// What a failed case may leave in the default namespace: every task is
+// killed (SIGKILL) and deleted, every container removed.
+void RemoveTasksAndContainers(const Daemon& daemon);
 
 // Runs the `mount …` command ctr printed for a snapshot inside a private
 // mount namespace, then `script` with $T the mount point: the mount goes

@@ -68,22 +68,7 @@ class ShimTest : public ::testing::TestWithParam<std::string> {
     ASSERT_EQ(r.exit_code, 0) << r.err;
   }
 
-  void TearDown() override {
-    // Whatever a failed case left running goes with its task.
-    for (absl::string_view line :
-         absl::StrSplit(Ctr({"task", "ls", "-q"}).out, '\n', absl::SkipEmpty())) {
-      Ctr({"task", "kill", "-s", "SIGKILL", std::string(line)});
-    }
-    absl::SleepFor(absl::Milliseconds(200));
-    for (absl::string_view line :
-         absl::StrSplit(Ctr({"task", "ls", "-q"}).out, '\n', absl::SkipEmpty())) {
-      Ctr({"task", "delete", std::string(line)});
-    }
-    for (absl::string_view line :
-         absl::StrSplit(Ctr({"containers", "ls", "-q"}).out, '\n', absl::SkipEmpty())) {
-      Ctr({"containers", "rm", std::string(line)});
-    }
-  }
+  void TearDown() override { RemoveTasksAndContainers(containerd_); }
 
   CommandResult Ctr(const std::vector<std::string>& args) {
     return testing::Ctr(containerd_, args);
@@ -107,13 +92,25 @@ class ShimTest : public ::testing::TestWithParam<std::string> {
     return Ctr(args);
   }
 
-  // The STATUS column of `ctr task ls` for `id` ("" when it is not there).
-  std::string TaskStatus(const std::string& id) {
-    for (absl::string_view line : absl::StrSplit(Ctr({"task", "ls"}).out, '\n')) {
-      std::vector<absl::string_view> fields = absl::StrSplit(line, ' ', absl::SkipEmpty());
-      if (fields.size() == 3 && fields[0] == id) return std::string(fields[2]);
-    }
-    return "";
+  std::string TaskStatus(const std::string& id) { return testing::TaskStatus(containerd_, id); }
+
+  // Task "limited": a sleeping busybox with a 64 MiB memory limit.
+  void RunLimited() {
+    CommandResult r =
+        Run({"-d", "--memory-limit", "67108864"}, "limited", {"/bin/busybox", "sleep", "300"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+
+  // Tasks.Update through containerd's API (ctr 1.6 has no command for it).
+  grpc::Status Update(const std::string& id, const std::string& type_url,
+                      const std::string& resources) {
+    auto tasks = ::containerd::services::tasks::v1::Tasks::NewStub(Connect(containerd_));
+    ::containerd::services::tasks::v1::UpdateTaskRequest request;
+    request.set_container_id(id);
+    request.mutable_resources()->set_type_url(type_url);
+    request.mutable_resources()->set_value(resources);
+    google::protobuf::Empty empty;
+    return tasks->Update(NamespacedContext("default").get(), request, &empty);
   }
 
   // The value `ctr task metrics <id>` gives `metric` ("" if it gives none).
@@ -123,15 +120,6 @@ class ShimTest : public ::testing::TestWithParam<std::string> {
       if (fields.size() == 2 && fields[0] == metric) return std::string(fields[1]);
     }
     return "";
-  }
-
-  // Polls `done` every 50 ms for up to 10 s; its last answer.
-  static bool WaitUntil(const std::function<bool()>& done) {
-    for (int i = 0; i < 200; ++i) {
-      if (done()) return true;
-      absl::SleepFor(absl::Milliseconds(50));
-    }
-    return done();
   }
 
   // The pid of the shim that serves task `id` (0 if none does).
@@ -264,22 +252,13 @@ TEST_P(ShimTest, MetricsReportTheContainersCgroup) {
 // Tasks.Update (ctr 1.6 has no command for it: through containerd's API)
 // sets new cgroup limits through the runtime; an unknown task is NotFound.
 TEST_P(ShimTest, UpdateSetsNewLimits) {
-  CommandResult r =
-      Run({"-d", "--memory-limit", "67108864"}, "limited", {"/bin/busybox", "sleep", "300"});
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  auto tasks = ::containerd::services::tasks::v1::Tasks::NewStub(Connect(containerd_));
-  ::containerd::services::tasks::v1::UpdateTaskRequest request;
-  request.set_container_id("limited");
-  request.mutable_resources()->set_type_url(kLinuxResources);
-  request.mutable_resources()->set_value(R"({"memory":{"limit":33554432},"pids":{"limit":50}})");
-  google::protobuf::Empty empty;
-  grpc::Status status = tasks->Update(NamespacedContext("default").get(), request, &empty);
+  RunLimited();
+  const std::string resources = R"({"memory":{"limit":33554432},"pids":{"limit":50}})";
+  grpc::Status status = Update("limited", kLinuxResources, resources);
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(Metric("limited", "memory.limit_in_bytes"), "33554432");
   EXPECT_EQ(Metric("limited", "pids.limit"), "50");
-
-  request.set_container_id("nothing-here");
-  status = tasks->Update(NamespacedContext("default").get(), request, &empty);
+  status = Update("nothing-here", kLinuxResources, resources);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND) << status.error_message();
 }
 
@@ -337,16 +316,8 @@ INSTANTIATE_TEST_SUITE_P(Runtimes, BerthShimTest, ::testing::Values("io.containe
 // else is InvalidArgument naming its type, and the limits stay. (The runc
 // shim answers Unknown.)
 TEST_P(BerthShimTest, UpdateWithResourcesOfAnotherTypeIsInvalidArgument) {
-  CommandResult r =
-      Run({"-d", "--memory-limit", "67108864"}, "limited", {"/bin/busybox", "sleep", "300"});
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  auto tasks = ::containerd::services::tasks::v1::Tasks::NewStub(Connect(containerd_));
-  ::containerd::services::tasks::v1::UpdateTaskRequest request;
-  request.set_container_id("limited");
-  request.mutable_resources()->set_type_url("example.com/WindowsResources");
-  request.mutable_resources()->set_value("{}");
-  google::protobuf::Empty empty;
-  grpc::Status status = tasks->Update(NamespacedContext("default").get(), request, &empty);
+  RunLimited();
+  grpc::Status status = Update("limited", "example.com/WindowsResources", "{}");
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
   EXPECT_THAT(status.error_message(), HasSubstr("example.com/WindowsResources"));
   EXPECT_EQ(Metric("limited", "memory.limit_in_bytes"), "67108864");

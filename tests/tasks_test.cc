@@ -47,22 +47,7 @@ class TasksTest : public ::testing::TestWithParam<Peer> {
     ASSERT_EQ(r.exit_code, 0) << r.err;
   }
 
-  void TearDown() override {
-    // Whatever a failed case left running goes with its task.
-    for (absl::string_view id :
-         absl::StrSplit(Ctr({"task", "ls", "-q"}).out, '\n', absl::SkipEmpty())) {
-      Ctr({"task", "kill", "-s", "SIGKILL", std::string(id)});
-    }
-    for (absl::string_view id :
-         absl::StrSplit(Ctr({"task", "ls", "-q"}).out, '\n', absl::SkipEmpty())) {
-      WaitUntil([&] { return TaskStatus(std::string(id)) == "STOPPED"; });
-      Ctr({"task", "delete", std::string(id)});
-    }
-    for (absl::string_view id :
-         absl::StrSplit(Ctr({"containers", "ls", "-q"}).out, '\n', absl::SkipEmpty())) {
-      Ctr({"containers", "rm", std::string(id)});
-    }
-  }
+  void TearDown() override { RemoveTasksAndContainers(daemon_); }
 
   CommandResult Ctr(const std::vector<std::string>& args) { return testing::Ctr(daemon_, args); }
 
@@ -77,23 +62,7 @@ class TasksTest : public ::testing::TestWithParam<Peer> {
     return Ctr(args);
   }
 
-  // The STATUS column of `ctr task ls` for `id` ("" when it is not there).
-  std::string TaskStatus(const std::string& id) {
-    for (absl::string_view line : absl::StrSplit(Ctr({"task", "ls"}).out, '\n')) {
-      std::vector<absl::string_view> fields = absl::StrSplit(line, ' ', absl::SkipEmpty());
-      if (fields.size() == 3 && fields[0] == id) return std::string(fields[2]);
-    }
-    return "";
-  }
-
-  // Polls `done` every 50 ms for up to 10 s; its last answer.
-  static bool WaitUntil(const std::function<bool()>& done) {
-    for (int i = 0; i < 200; ++i) {
-      if (done()) return true;
-      absl::SleepFor(absl::Milliseconds(50));
-    }
-    return done();
-  }
+  std::string TaskStatus(const std::string& id) { return testing::TaskStatus(daemon_, id); }
 
   std::string Bundle(const std::string& id) {
     return daemon_.state() + "/io.containerd.runtime.v2.task/default/" + id;
