@@ -35,15 +35,23 @@ wait_for() {  # wait_for SOCKET
 
 berth_sock="$d/berth.sock"
 ctrd_sock="$d/ctrd.sock"
-"$berthd_bin" --root "$d/berth/root" --state "$d/berth/state" --address "$berth_sock" \
-  2>"$d/berthd.log" &
-berthd_pid=$!
-pids+=("$berthd_pid")
-printf 'version = 2\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n' >"$d/containerd.toml"
-containerd --config "$d/containerd.toml" --root "$d/ctrd/root" --state "$d/ctrd/state" \
-  --address "$ctrd_sock" 2>"$d/containerd.log" &
-containerd_pid=$!
-pids+=("$containerd_pid")
+# start_berthd / start_containerd: (again, after a kill) in the background;
+# they set berthd_pid / containerd_pid.
+start_berthd() {
+  "$berthd_bin" --root "$d/berth/root" --state "$d/berth/state" --address "$berth_sock" \
+    >/dev/null 2>>"$d/berthd.log" &
+  berthd_pid=$!
+  pids+=("$berthd_pid")
+}
+start_containerd() {
+  printf 'version = 2\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n' >"$d/containerd.toml"
+  containerd --config "$d/containerd.toml" --root "$d/ctrd/root" --state "$d/ctrd/state" \
+    --address "$ctrd_sock" >/dev/null 2>>"$d/containerd.log" &
+  containerd_pid=$!
+  pids+=("$containerd_pid")
+}
+start_berthd
+start_containerd
 wait_for "$berth_sock"
 wait_for "$ctrd_sock"
 

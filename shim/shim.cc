@@ -43,6 +43,7 @@
 #include "github.com/containerd/containerd/runtime/v2/runc/options/oci.pb.h"
 #include "github.com/containerd/containerd/runtime/v2/task/shim.pb.h"
 #include "nlohmann/json.hpp"
+#include "proto/any.h"
 #include "shim/cgroups.h"
 #include "snapshotter/mount.h"
 
@@ -538,6 +539,7 @@ class TaskService {
     add("Pids", &TaskService::Pids);
     add("Stats", &TaskService::Stats);
     add("Update", &TaskService::Update);
+    add("Checkpoint", &TaskService::Checkpoint);
     add("ResizePty", &TaskService::ResizePty);
     add("CloseIO", &TaskService::CloseIO);
     add("Connect", &TaskService::Connect);
@@ -845,7 +847,7 @@ class TaskService {
     t.runtime_root = RuntimeRoot(flags_);
     if (request->has_options()) {
       ::containerd::runc::v1::Options options;
-      if (request->options().UnpackTo(&options)) {
+      if (proto::UnpackAny(request->options(), &options)) {
         if (!options.binary_name().empty()) t.runtime = options.binary_name();
         if (!options.root().empty()) t.runtime_root = absl::StrCat(options.root(), "/", flags_.ns);
       }
@@ -1182,6 +1184,49 @@ class TaskService {
     absl::Status updated = t.Runtime({"update", "--resources", file, t.id});
     ::unlink(file.c_str());
     if (!updated.ok()) return reply(updated);
+    reply(std::string());
+  }
+
+  // The container's state to an image directory through the runtime's
+  // checkpoint (CRIU), with the options containerd's runc shim takes:
+  // where (the request's path, else the options' image path), and whether
+  // the container stops after.
+  void Checkpoint(const std::string& payload, const ttrpc::Reply& reply) {
+    absl::StatusOr<TaskCall<task::CheckpointTaskRequest>> call =
+        ParseForTask<task::CheckpointTaskRequest>(payload);
+    if (!call.ok()) return reply(call.status());
+    Task& t = *call->task;
+    ::containerd::runc::v1::CheckpointOptions options;
+    if (call->request.has_options() && !proto::UnpackAny(call->request.options(), &options)) {
+      return reply(absl::InvalidArgumentError(
+          absl::StrCat("checkpoint options of type ", Quote(call->request.options().type_url()),
+                       " are not containerd.runc.v1.CheckpointOptions")));
+    }
+    std::string image = call->request.path();
+    if (image.empty()) image = options.image_path();
+    if (image.empty()) {
+      return reply(absl::InvalidArgumentError("a checkpoint needs an image path"));
+    }
+    if (t.init.status != types::RUNNING && t.init.status != types::PAUSED) {
+      return reply(absl::FailedPreconditionError(
+          absl::StrCat("task ", Quote(t.id), " cannot be checkpointed: it is not running")));
+    }
+    const std::string work =
+        options.work_path().empty() ? t.bundle + "/criu-work" : options.work_path();
+    std::vector<std::string> args = {"checkpoint", "--image-path", image, "--work-path", work};
+    if (!options.exit()) args.push_back("--leave-running");
+    if (options.open_tcp()) args.push_back("--tcp-established");
+    if (options.external_unix_sockets()) args.push_back("--ext-unix-sk");
+    if (options.terminal()) args.push_back("--shell-job");
+    if (options.file_locks()) args.push_back("--file-locks");
+    for (const std::string& ns : options.empty_namespaces()) {
+      args.insert(args.end(), {"--empty-ns", ns});
+    }
+    if (!options.cgroups_mode().empty()) {
+      args.insert(args.end(), {"--manage-cgroups-mode", options.cgroups_mode()});
+    }
+    args.push_back(t.id);
+    if (absl::Status done = t.Runtime(args); !done.ok()) return reply(done);
     reply(std::string());
   }
 

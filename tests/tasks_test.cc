@@ -325,6 +325,44 @@ TEST_P(TasksTest, ConcurrentRunsAllComplete) {
   EXPECT_EQ(Ctr({"containers", "ls", "-q"}).out, "");
 }
 
+// `ctr task checkpoint --image-path`: through the shim to the runtime's
+// checkpoint (CRIU). Where CRIU works the image lands in the directory;
+// where it cannot (these machines: `criu check` fails), the runtime's error
+// reaches ctr. The task runs on either way.
+TEST_P(TasksTest, CheckpointToAnImagePath) {
+  CommandResult r = Run({"-d"}, "ckpt", {"/bin/busybox", "sleep", "300"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string image = dir_.path() + "/ckpt-image";
+  r = Ctr({"task", "checkpoint", "--image-path", image, "ckpt"});
+  if (RunCommand({"criu", "check"}).exit_code == 0) {
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(::access((image + "/inventory.img").c_str(), F_OK), 0) << "CRIU's image";
+  } else {
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_THAT(r.err, HasSubstr("criu"));
+  }
+  EXPECT_EQ(TaskStatus("ckpt"), "RUNNING");
+}
+
+// `ctr run --runc-binary`: the runtime options' BinaryName is the OCI
+// runtime the shim runs (here runc behind a wrapper that notes each call).
+TEST_P(TasksTest, RuncBinaryOptionNamesTheRuntime) {
+  const std::string wrapper = dir_.path() + "/noted-runc";
+  const std::string calls = dir_.path() + "/runtime-calls";
+  ASSERT_THAT(files::WriteFile(wrapper,
+                               absl::StrCat("#!/bin/sh\necho \"$@\" >> ", calls,
+                                            "\nexec /usr/sbin/runc \"$@\"\n"),
+                               0755),
+              IsOk());
+  CommandResult r = Run({"--rm", "--runc-binary", wrapper}, "wrapped",
+                        {"/bin/busybox", "echo", "through the wrapper"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "through the wrapper\n");
+  const std::string noted = files::ReadFile(calls).value_or("");
+  EXPECT_THAT(noted, HasSubstr("create"));
+  EXPECT_THAT(noted, HasSubstr("wrapped"));
+}
+
 // The task's events reach `ctr events`: created, started, exited, deleted.
 TEST_P(TasksTest, TaskEventsArePublished) {
   Process events({"ctr", "--address", daemon_.address(), "events", "topic~=\"^/tasks/\""});

@@ -14,6 +14,8 @@
 #include "events/exchange.h"
 #include "filters/filters.h"
 #include "github.com/containerd/containerd/api/services/tasks/v1/tasks.grpc.pb.h"
+#include "github.com/containerd/containerd/runtime/v2/runc/options/oci.pb.h"
+#include "proto/any.h"
 #include "runtime/tasks.h"
 #include "services/edge.h"
 #include "store/metadata.h"
@@ -270,12 +272,32 @@ class Service final : public api::Tasks::CallbackService, public daemon::GrpcSer
     }());
   }
 
+  // Into the image directory the runc options name, through the shim (CRIU
+  // through the runtime). Checkpoints kept in the content store, as
+  // containerd keeps one when no directory is named, are not made yet.
   grpc::ServerUnaryReactor* Checkpoint(grpc::CallbackServerContext* context,
                                        const api::CheckpointTaskRequest* request,
                                        api::CheckpointTaskResponse*) override {
-    return Finish(context, absl::UnimplementedError(absl::StrCat(
-                               "task ", Quote(request->container_id()),
-                               ": checkpoints are not supported (CRIU cannot run on this host)")));
+    return Finish(context, [&]() -> absl::Status {
+      BERTH_ASSIGN_OR_RETURN(std::shared_ptr<Task> task, Find(*context, request->container_id()));
+      ::containerd::runc::v1::CheckpointOptions options;
+      if (request->has_options() && !proto::UnpackAny(request->options(), &options)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("checkpoint options of type ", Quote(request->options().type_url()),
+                         " are not containerd.runc.v1.CheckpointOptions"));
+      }
+      if (options.image_path().empty()) {
+        return absl::UnimplementedError(
+            absl::StrCat("task ", Quote(task->id()),
+                         ": checkpoints into the content store are not supported; name an image "
+                         "path (ctr task checkpoint --image-path DIR)"));
+      }
+      shim_api::CheckpointTaskRequest checkpoint;
+      checkpoint.set_id(task->id());
+      checkpoint.set_path(options.image_path());
+      *checkpoint.mutable_options() = request->options();
+      return task->Call("Checkpoint", checkpoint, nullptr);
+    }());
   }
 
   grpc::ServerUnaryReactor* Update(grpc::CallbackServerContext* context,
