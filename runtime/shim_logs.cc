@@ -28,8 +28,9 @@ ShimLogs::~ShimLogs() {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
   }
+  // An eventfd's write of 1 cannot fail while the fd is open.
   uint64_t one = 1;
-  (void)::write(wake_.get(), &one, sizeof one);
+  [[maybe_unused]] ssize_t woke = ::write(wake_.get(), &one, sizeof one);
   thread_.join();
 }
 

@@ -1,12 +1,14 @@
 #include "runtime/tasks.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <utility>
@@ -16,6 +18,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "base/files.h"
 #include "base/identifiers.h"
 #include "base/log.h"
@@ -33,8 +37,9 @@ namespace shim_api = ::containerd::task::v2;
 
 constexpr char kTaskService[] = "containerd.task.v2.Task";
 constexpr char kBerthShim[] = "containerd-shim-berth-v1";
-// A shim's start command: it forks the serving shim and exits.
-constexpr absl::Duration kShimStartTimeout = absl::Seconds(10);
+// A shim's start and delete commands: each does its work and exits
+// (start forks the serving shim first).
+constexpr absl::Duration kShimCommandTimeout = absl::Seconds(10);
 
 // Runtime names Berth's own shim serves unless the options map them.
 bool ServedByBerthShim(absl::string_view name) {
@@ -44,12 +49,10 @@ bool ServedByBerthShim(absl::string_view name) {
 
 std::string Dirname(const std::string& path) { return path.substr(0, path.rfind('/')); }
 
-// `name` in the directory of this program, else on PATH; "" if neither.
-std::string FindBinary(const std::string& name) {
-  char self[4096];
-  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n > 0) {
-    const std::string beside = Dirname(std::string(self, n)) + "/" + name;
+// `name` in `dir`, else on PATH; "" if neither.
+std::string FindBinary(const std::string& name, const std::string& dir) {
+  if (!dir.empty()) {
+    const std::string beside = dir + "/" + name;
     if (::access(beside.c_str(), X_OK) == 0) return beside;
   }
   const char* path = std::getenv("PATH");
@@ -200,7 +203,8 @@ absl::StatusOr<std::string> TaskManager::ShimBinary(absl::string_view name) cons
     binary = absl::StrCat("containerd-shim-", parts[parts.size() - 2], "-", parts.back());
   }
   if (absl::StrContains(binary, '/')) return binary;
-  std::string found = FindBinary(binary);
+  // Beside berthd (the shims' -publish-binary), else on PATH.
+  std::string found = FindBinary(binary, Dirname(options_.publish_binary));
   if (found.empty()) {
     return absl::FailedPreconditionError(absl::StrCat("runtime ", Quote(name), ": its shim ",
                                                       Quote(binary),
@@ -257,7 +261,20 @@ absl::StatusOr<std::string> TaskManager::RunShim(const std::string& binary, cons
   write_end.Reset();
   std::string address;
   char buffer[512];
+  const absl::Time deadline = absl::Now() + kShimCommandTimeout;
   for (;;) {
+    pollfd readable{read_end.get(), POLLIN, 0};
+    const int wait_ms =
+        static_cast<int>(std::max<int64_t>(0, absl::ToInt64Milliseconds(deadline - absl::Now())));
+    int ready = ::poll(&readable, 1, wait_ms);
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready == 0) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+      return absl::DeadlineExceededError(absl::StrCat(action, " shim ", binary,
+                                                      ": no answer within ",
+                                                      absl::FormatDuration(kShimCommandTimeout)));
+    }
     ssize_t n = ::read(read_end.get(), buffer, sizeof buffer);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;

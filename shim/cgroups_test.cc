@@ -137,8 +137,12 @@ TEST_F(CgroupsTest, StatsV1ReadEachControllerUnderContainerdsNames) {
   ASSERT_EQ(metrics->hugetlb_size(), 2);
   // In the directory's order: the sizes as containerd writes them.
   for (const auto& hugetlb : metrics->hugetlb()) {
-    if (hugetlb.pagesize() == "2MB") EXPECT_EQ(hugetlb.usage(), 2097152u);
-    if (hugetlb.pagesize() == "1GB") EXPECT_EQ(hugetlb.failcnt(), 5u);
+    if (hugetlb.pagesize() == "2MB") {
+      EXPECT_EQ(hugetlb.usage(), 2097152u);
+    } else {
+      EXPECT_EQ(hugetlb.pagesize(), "1GB");
+      EXPECT_EQ(hugetlb.failcnt(), 5u);
+    }
   }
   EXPECT_FALSE(metrics->has_rdma()) << "no rdma controller";
 }
