@@ -41,6 +41,8 @@ constexpr int64_t kMaxMessageSize = std::numeric_limits<int32_t>::max();
 // The range /proc/self/oom_score_adj accepts.
 constexpr int64_t kMinOomScore = -1000;
 constexpr int64_t kMaxOomScore = 1000;
+// The task runtime plugin, whose table maps runtime names to shims.
+constexpr absl::string_view kRuntimeTaskPlugin = "io.containerd.runtime.v2.task";
 
 absl::string_view View(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
@@ -129,8 +131,9 @@ class ConfigReader {
   absl::Status ReadVersion(const toml::node& node);
   absl::Status ReadGrpc(const toml::node& node, const std::string& path, Config::Grpc& grpc);
   absl::Status ReadDebug(const toml::node& node, const std::string& path, Config::Debug& debug);
-  absl::Status ReadPlugins(const toml::node& node, const std::string& path,
-                           std::set<std::string>& ids);
+  absl::Status ReadPlugins(const toml::node& node, const std::string& path, Config& config);
+  absl::Status ReadShims(const toml::node& node, const std::string& path,
+                         std::map<std::string, std::string>& shims);
 
   absl::StatusOr<const toml::table*> Table(const toml::node& node, absl::string_view path) const;
   absl::StatusOr<std::string> String(const toml::node& node, absl::string_view path) const;
@@ -182,7 +185,7 @@ absl::Status ConfigReader::Read(const toml::table& doc, Config& config) {
           return ReadDebug(node, path, config.debug);
         }},
        {"plugins", [&](const toml::node& node, const std::string& path) {
-          return ReadPlugins(node, path, config.plugins);
+          return ReadPlugins(node, path, config);
         }}});
 }
 
@@ -245,12 +248,35 @@ absl::Status ConfigReader::ReadDebug(const toml::node& node, const std::string& 
 }
 
 absl::Status ConfigReader::ReadPlugins(const toml::node& node, const std::string& path,
-                                       std::set<std::string>& ids) {
+                                       Config& config) {
   BERTH_ASSIGN_OR_RETURN(const toml::table* plugins, Table(node, path));
   for (const auto& [id, section] : *plugins) {
-    // No plugin has keys yet: an empty field list turns each into a warning.
-    BERTH_RETURN_IF_ERROR(ReadTable(section, JoinKey(path, View(id.str())), {}));
-    ids.emplace(id.str());
+    const std::string section_path = JoinKey(path, View(id.str()));
+    if (View(id.str()) == kRuntimeTaskPlugin) {
+      BERTH_RETURN_IF_ERROR(ReadTable(
+          section, section_path, {{"shims", [&](const toml::node& value, const std::string& at) {
+                                     return ReadShims(value, at, config.runtime_shims);
+                                   }}}));
+    } else {
+      // Other plugins have no keys: an empty field list makes each a warning.
+      BERTH_RETURN_IF_ERROR(ReadTable(section, section_path, {}));
+    }
+    config.plugins.emplace(id.str());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ConfigReader::ReadShims(const toml::node& node, const std::string& path,
+                                     std::map<std::string, std::string>& shims) {
+  BERTH_ASSIGN_OR_RETURN(const toml::table* table, Table(node, path));
+  for (const auto& [name, value] : *table) {
+    const std::string at = JoinKey(path, View(name.str()));
+    BERTH_ASSIGN_OR_RETURN(std::string binary, String(value, at));
+    // A name alone, or a whole path: "bin/shim" would depend on the cwd.
+    if (binary.empty() || (binary[0] != '/' && binary.find('/') != std::string::npos)) {
+      return Invalid(value, at, "must be a shim's file name or absolute path");
+    }
+    shims[std::string(name.str())] = std::move(binary);
   }
   return absl::OkStatus();
 }
@@ -431,6 +457,12 @@ std::string FormatConfig(const Config& config) {
       "\n[plugins]\n");
   for (const std::string& id : config.plugins) {
     absl::StrAppend(&out, "  [plugins.", TomlKey(id), "]\n");
+  }
+  if (!config.runtime_shims.empty()) {
+    absl::StrAppend(&out, "  [plugins.", TomlKey(kRuntimeTaskPlugin), ".shims]\n");
+    for (const auto& [name, binary] : config.runtime_shims) {
+      absl::StrAppend(&out, "    ", TomlKey(name), " = ", TomlString(binary), "\n");
+    }
   }
   return out;
 }

@@ -36,6 +36,7 @@
 #define BERTH_DAEMON_CONFIG_H_
 
 #include <cstdint>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -78,9 +79,12 @@ struct Config {
   int64_t oom_score = 0;
   Grpc grpc;
   Debug debug;
-  // Ids of the plugins that had a [plugins."<id>"] table. No plugin has
-  // configuration keys yet, so the tables' contents are not kept.
+  // Ids of the plugins that had a [plugins."<id>"] table.
   std::set<std::string> plugins;
+  // [plugins."io.containerd.runtime.v2.task".shims]: runtime name → the
+  // shim binary that runs it (an absolute path, or a name found beside
+  // berthd or on PATH), beyond the built-in names (runtime/tasks.h).
+  std::map<std::string, std::string> runtime_shims;
 
   bool operator==(const Config&) const = default;
 };

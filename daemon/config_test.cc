@@ -183,6 +183,13 @@ INSTANTIATE_TEST_SUITE_P(
                         c.disabled_plugins = {"", "\"", "\\", "#not a comment", "]"};
                         c.required_plugins = {"b\xc3\xa9rth", "\xe6\x97\xa5\xe6\x9c\xac"};
                       }},
+        RoundTripCase{"RuntimeShims",
+                      [](Config& c) {
+                        c.plugins = {"io.containerd.runtime.v2.task"};
+                        c.runtime_shims = {
+                            {"io.containerd.runc.v2", "/usr/bin/containerd-shim-runc-v2"},
+                            {"io.containerd.kata.v2", "containerd-shim-kata-v2"}};
+                      }},
         RoundTripCase{"PluginIdsThatNeedQuotes",
                       [](Config& c) {
                         c.plugins = {"", "bare_id-1", "with space", "quote\"d", "dotted.id",
@@ -292,6 +299,14 @@ INSTANTIATE_TEST_SUITE_P(
         OverrideCase{"PluginOnlyThroughASubtable",
                      "[plugins.\"io.containerd.grpc.v1.cri\".containerd]\n",
                      [](Config& c) { c.plugins = {"io.containerd.grpc.v1.cri"}; }},
+        OverrideCase{"RuntimeShimsTable",
+                     "[plugins.\"io.containerd.runtime.v2.task\".shims]\n"
+                     "\"io.containerd.runc.v2\" = \"/usr/bin/containerd-shim-runc-v2\"\n",
+                     [](Config& c) {
+                       c.plugins = {"io.containerd.runtime.v2.task"};
+                       c.runtime_shims = {
+                           {"io.containerd.runc.v2", "/usr/bin/containerd-shim-runc-v2"}};
+                     }},
         OverrideCase{"WarnLevel", "[debug]\nlevel = \"warn\"\n",
                      [](Config& c) { c.debug.level = "warn"; }}),
     CaseName<OverrideCase>);
@@ -430,6 +445,14 @@ INSTANTIATE_TEST_SUITE_P(
                     "must be a table, not an integer")},
         BadCase{"PluginEntryString", "[plugins]\ncri = \"enabled\"\n",
                 Key("plugins.cri", 2, "must be a table, not a string")},
+        BadCase{"RuntimeShimRelativePath",
+                "[plugins.\"io.containerd.runtime.v2.task\".shims]\nx = \"bin/shim\"\n",
+                Key("plugins.\\\"io.containerd.runtime.v2.task\\\".shims.x", 2,
+                    "must be a shim's file name or absolute path")},
+        BadCase{"RuntimeShimNotString",
+                "[plugins.\"io.containerd.runtime.v2.task\".shims]\nx = 1\n",
+                Key("plugins.\\\"io.containerd.runtime.v2.task\\\".shims.x", 2,
+                    "must be a string, not an integer")},
         BadCase{"DisabledPluginsNotArray", "disabled_plugins = \"btrfs\"\n",
                 Key("disabled_plugins", 1, "must be an array of strings, not a string")},
         BadCase{"DisabledPluginsElementNotString", "disabled_plugins = [\n  \"a\",\n  2,\n]\n",

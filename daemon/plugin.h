@@ -104,6 +104,7 @@ struct InitOptions {
   std::string address;  // the daemon's gRPC socket
   std::vector<std::string> disabled;  // plugin URIs or ids never initialised
   std::vector<std::string> required;  // plugin URIs whose failure stops InitAll
+  std::map<std::string, std::string> runtime_shims;  // the config's: runtime name → shim
 };
 
 class InitContext {
@@ -112,6 +113,9 @@ class InitContext {
   const std::string& root() const { return root_; }
   const std::string& state() const { return state_; }
   const std::string& address() const { return options_.address; }
+  const std::map<std::string, std::string>& runtime_shims() const {
+    return options_.runtime_shims;
+  }
 
   std::map<std::string, std::string>& exports() { return plugin_.exports; }
   std::vector<std::string>& capabilities() { return plugin_.capabilities; }

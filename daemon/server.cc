@@ -135,6 +135,7 @@ absl::Status Serve(const Config& config) {
       .address = address,
       .disabled = config.disabled_plugins,
       .required = config.required_plugins,
+      .runtime_shims = config.runtime_shims,
   }));
 
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

@@ -3,7 +3,6 @@
 // containerd is what containerd does, so berthd passing it interoperates.
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
-
 #include <signal.h>
 #include <sys/stat.h>
 
@@ -19,9 +18,9 @@
 #include "github.com/containerd/containerd/api/events/namespace.pb.h"
 #include "github.com/containerd/containerd/api/services/containers/v1/containers.grpc.pb.h"
 #include "github.com/containerd/containerd/api/services/content/v1/content.grpc.pb.h"
-#include "github.com/containerd/containerd/api/services/leases/v1/leases.grpc.pb.h"
 #include "github.com/containerd/containerd/api/services/events/v1/events.grpc.pb.h"
 #include "github.com/containerd/containerd/api/services/introspection/v1/introspection.grpc.pb.h"
+#include "github.com/containerd/containerd/api/services/leases/v1/leases.grpc.pb.h"
 #include "github.com/containerd/containerd/api/services/namespaces/v1/namespace.grpc.pb.h"
 #include "github.com/containerd/containerd/api/services/snapshots/v1/snapshots.grpc.pb.h"
 #include "gtest/gtest.h"
@@ -34,16 +33,6 @@ namespace {
 using ::testing::ContainsRegex;
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-constexpr char kBusybox[] = "docker.io/library/busybox:latest";
-
-// Imports (and unpacks) the test image, building its archive in `dir`.
-CommandResult ImportBusybox(const Daemon& daemon, const std::string& dir) {
-  const std::string archive = dir + "/busybox.tar";
-  CommandResult r = MakeImageArchive("oci", archive, kBusybox);
-  if (r.exit_code != 0) return r;
-  return Ctr(daemon, {"images", "import", archive});
-}
 
 class ApiTest : public ::testing::TestWithParam<Peer> {
  protected:
@@ -111,7 +100,6 @@ TEST_P(ApiTest, CtrNamespacesCreateListLabelRemove) {
   EXPECT_EQ(r.out, "");
 }
 
-
 TEST_P(ApiTest, BadNamespaceRequestsFailClearlyAndChangeNothing) {
   ASSERT_EQ(Ctr({"namespaces", "create", "kept", "a=b"}).exit_code, 0);
   const BadNamespaceCommand cases[] = {
@@ -131,7 +119,6 @@ TEST_P(ApiTest, BadNamespaceRequestsFailClearlyAndChangeNothing) {
   r = Ctr({"namespaces", "ls"});
   EXPECT_THAT(r.out, HasSubstr("a=b"));
 }
-
 
 TEST_P(ApiTest, NamespaceErrorsCarryContainerdCodes) {
   namespace api = containerd::services::namespaces::v1;
@@ -161,7 +148,6 @@ TEST_P(ApiTest, NamespaceErrorsCarryContainerdCodes) {
   EXPECT_EQ(got.namespace_().name(), "once");
 }
 
-
 TEST_P(ApiTest, NamespacesSurviveRestart) {
   ASSERT_EQ(Ctr({"namespaces", "create", "durable", "x=1"}).exit_code, 0);
   ASSERT_EQ(daemon_.Stop(), 0) << daemon_.Log();
@@ -169,7 +155,6 @@ TEST_P(ApiTest, NamespacesSurviveRestart) {
   CommandResult r = Ctr({"namespaces", "ls"});
   EXPECT_THAT(r.out, HasSubstr("durable x=1"));
 }
-
 
 TEST_P(ApiTest, ServerUuidPersistsAcrossRestarts) {
   auto uuid = [&] {
@@ -186,7 +171,6 @@ TEST_P(ApiTest, ServerUuidPersistsAcrossRestarts) {
   ASSERT_THAT(daemon_.Start(), IsOk());
   EXPECT_EQ(uuid(), first);
 }
-
 
 TEST_P(ApiTest, CtrEventsSeesNamespaceEvents) {
   Process events({"ctr", "--address", daemon_.address(), "events"});
@@ -206,7 +190,6 @@ TEST_P(ApiTest, CtrEventsSeesNamespaceEvents) {
   EXPECT_THAT(output, HasSubstr("\"name\":\"watched-0\""));
   events.Stop(SIGTERM);
 }
-
 
 TEST_P(ApiTest, CtrEventsFilterSelectsTopicAndEventFields) {
   // One filter string: its selectors are ANDed (several strings are ORed).
@@ -231,13 +214,12 @@ TEST_P(ApiTest, CtrEventsFilterSelectsTopicAndEventFields) {
   events.Stop(SIGTERM);
 }
 
-
 TEST_P(ApiTest, CtrEventsWithBadFilterFails) {
-  CommandResult r = RunCommand({"timeout", "10", "ctr", "--address", daemon_.address(), "events", "topic=="});
+  CommandResult r =
+      RunCommand({"timeout", "10", "ctr", "--address", daemon_.address(), "events", "topic=="});
   EXPECT_NE(r.exit_code, 0);
   EXPECT_THAT(r.err, HasSubstr("[topic==]: expected value or quoted"));
 }
-
 
 // grpc.health.v1.Health/Check with an empty request (service ""): the answer
 // is HealthCheckResponse{status: SERVING}, field 1 = 1, on the wire 08 01.
@@ -262,10 +244,10 @@ TEST_P(ApiTest, HealthCheckSaysServing) {
   std::vector<grpc::Slice> slices;
   ASSERT_TRUE(response.Dump(&slices).ok());
   std::string bytes;
-  for (const grpc::Slice& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  for (const grpc::Slice& s : slices)
+    bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
   EXPECT_EQ(bytes, std::string("\x08\x01", 2));
 }
-
 
 // Publish and Forward through the Events service reach `ctr events`; bad
 // topics and missing namespaces are refused.
@@ -303,7 +285,8 @@ TEST_P(ApiTest, PublishAndForwardReachSubscribers) {
   google::protobuf::Empty empty;
   grpc::ClientContext context;
   ASSERT_TRUE(stub->Forward(&context, forward, &empty).ok());
-  EXPECT_TRUE(events.WaitForOutput("elsewhere /test/forward", absl::Seconds(10))) << events.Output();
+  EXPECT_TRUE(events.WaitForOutput("elsewhere /test/forward", absl::Seconds(10)))
+      << events.Output();
   EXPECT_THAT(events.Output(), HasSubstr("2023-11-14 22:13:20 +0000 UTC elsewhere /test/forward"));
 
   EXPECT_EQ(publish("no-slash", "team").error_code(), grpc::StatusCode::INVALID_ARGUMENT);
@@ -332,8 +315,9 @@ namespace content_api = ::containerd::services::content::v1;
 TEST_P(ApiTest, CtrContentIngestGetLabelRemove) {
   const std::string data = RandomBytes(3 << 20);
   const std::string digest = Sha256(data);
-  CommandResult r = RunCommand({"ctr", "--address", daemon_.address(), "content", "ingest", "upload-1"},
-                               absl::Seconds(60), data);
+  CommandResult r =
+      RunCommand({"ctr", "--address", daemon_.address(), "content", "ingest", "upload-1"},
+                 absl::Seconds(60), data);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   r = Ctr({"content", "ls", "-q"});
   EXPECT_THAT(r.out, HasSubstr(digest)) << r.err;
@@ -562,7 +546,8 @@ TEST_P(ApiTest, CtrSnapshotsPrepareWriteCommitViewRemove) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   r = Ctr({"snapshots", "mounts", target, "base"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  r = InMountedSnapshot(r.out, target, "echo layer-one > $T/hello; mkdir $T/dir; echo gone > $T/dir/old");
+  r = InMountedSnapshot(r.out, target,
+                        "echo layer-one > $T/hello; mkdir $T/dir; echo gone > $T/dir/old");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   ASSERT_EQ(Ctr({"snapshots", "commit", "layer1", "base"}).exit_code, 0);
 
@@ -578,8 +563,9 @@ TEST_P(ApiTest, CtrSnapshotsPrepareWriteCommitViewRemove) {
   ASSERT_EQ(Ctr({"snapshots", "view", "look", "layer2"}).exit_code, 0);
   r = Ctr({"snapshots", "mounts", target, "look"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  r = InMountedSnapshot(r.out, target,
-                        "cat $T/hello $T/second; ls -A $T/dir; touch $T/new 2>/dev/null && echo writable || true");
+  r = InMountedSnapshot(
+      r.out, target,
+      "cat $T/hello $T/second; ls -A $T/dir; touch $T/new 2>/dev/null && echo writable || true");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "layer-one\ntwo\n");  // the whiteout hides dir/old; the view is read-only
 
@@ -653,7 +639,8 @@ TEST_P(ApiTest, SnapshotsAreKeptPerNamespaceAndSnapshotter) {
 
   CommandResult r = Ctr({"-n", "team-a", "snapshots", "--snapshotter", "native", "prepare", "n1"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_THAT(Ctr({"-n", "team-a", "snapshots", "--snapshotter", "native", "ls"}).out, HasSubstr("n1"));
+  EXPECT_THAT(Ctr({"-n", "team-a", "snapshots", "--snapshotter", "native", "ls"}).out,
+              HasSubstr("n1"));
   EXPECT_THAT(Ctr({"-n", "team-a", "snapshots", "ls"}).out, Not(HasSubstr("n1")));
 
   ASSERT_EQ(Ctr({"-n", "team-a", "leases", "create", "--id", "hold"}).exit_code, 0);
@@ -663,7 +650,8 @@ TEST_P(ApiTest, SnapshotsAreKeptPerNamespaceAndSnapshotter) {
   prepare.set_snapshotter("overlayfs");
   prepare.set_key("leased");
   snapshots_api::PrepareSnapshotResponse prepared;
-  grpc::Status status = stub->Prepare(NamespacedContext("team-a", "hold").get(), prepare, &prepared);
+  grpc::Status status =
+      stub->Prepare(NamespacedContext("team-a", "hold").get(), prepare, &prepared);
   ASSERT_TRUE(status.ok()) << status.error_message();
   ASSERT_EQ(prepared.mounts_size(), 1);
   EXPECT_EQ(prepared.mounts(0).type(), "bind");
@@ -740,7 +728,8 @@ TEST_P(ApiTest, CollectionTakesTheSnapshotsNothingRefersTo) {
   ASSERT_EQ(Ctr({"snapshots", "prepare", "loose", top}).exit_code, 0);
   ASSERT_EQ(Ctr({"-n", "other", "snapshots", "prepare", "loose"}).exit_code, 0);
   for (const std::string ns : {"default", "other"}) {
-    ASSERT_EQ(Ctr({"-n", ns, "snapshots", "label", "loose", "containerd.io/gc.root="}).exit_code, 0);
+    ASSERT_EQ(Ctr({"-n", ns, "snapshots", "label", "loose", "containerd.io/gc.root="}).exit_code,
+              0);
   }
   ASSERT_EQ(Ctr({"images", "rm", "--sync", kBusybox}).exit_code, 0);
   r = Ctr({"snapshots", "ls"});
@@ -794,7 +783,9 @@ TEST_P(ApiTest, CtrImagesImportListTagExportRemove) {
 
   ASSERT_EQ(Ctr({"images", "label", "docker.io/library/busybox:latest", "team=a"}).exit_code, 0);
   EXPECT_THAT(Ctr({"images", "ls"}).out, HasSubstr("team=a"));
-  ASSERT_EQ(Ctr({"images", "tag", "docker.io/library/busybox:latest", "example.com/copy:1"}).exit_code, 0);
+  ASSERT_EQ(
+      Ctr({"images", "tag", "docker.io/library/busybox:latest", "example.com/copy:1"}).exit_code,
+      0);
   EXPECT_THAT(Ctr({"images", "ls", "-q"}).out, HasSubstr("example.com/copy:1"));
 
   const std::string exported = dir.path() + "/exported.tar";
@@ -846,9 +837,9 @@ TEST_P(ApiTest, CtrImagesImportUnpacksAndSnapshotsDiffWritesALayer) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "busybox\n");
 
-  r = RunCommand({"sh", "-c",
-                  absl::StrCat("ctr --address ", daemon_.address(),
-                               " snapshots diff work | tar -tzvf -")});
+  r = RunCommand(
+      {"sh", "-c",
+       absl::StrCat("ctr --address ", daemon_.address(), " snapshots diff work | tar -tzvf -")});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("new-file"));
   EXPECT_THAT(r.out, HasSubstr("bin/.wh.sh"));
@@ -873,10 +864,12 @@ TEST_P(ApiTest, CtrImagesImportsADockerSaveArchive) {
   EXPECT_THAT(r.out, ContainsRegex("complete \\(2/2\\).* true"));
   // One layer: its chain ID is its diff ID.
   Collect();
-  ASSERT_EQ(Ctr({"snapshots", "view", "look", diff_id}).exit_code, 0) << Ctr({"snapshots", "ls"}).out;
+  ASSERT_EQ(Ctr({"snapshots", "view", "look", diff_id}).exit_code, 0)
+      << Ctr({"snapshots", "ls"}).out;
   r = Ctr({"snapshots", "mounts", dir.path() + "/mnt", "look"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  r = InMountedSnapshot(r.out, dir.path() + "/mnt", "cmp $T/bin/busybox /bin/busybox && readlink $T/bin/sh");
+  r = InMountedSnapshot(r.out, dir.path() + "/mnt",
+                        "cmp $T/bin/busybox /bin/busybox && readlink $T/bin/sh");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "busybox\n");
 }
@@ -905,27 +898,31 @@ TEST_P(ApiTest, CtrImagesImportOfAMultiPlatformIndex) {
   r = Ctr({"-n", "host", "images", "ls"});
   EXPECT_THAT(r.out, HasSubstr("application/vnd.oci.image.index.v1+json"));
   EXPECT_THAT(r.out, HasSubstr(index));
-  EXPECT_THAT(Ctr({"-n", "host", "images", "check"}).out, ContainsRegex("complete \\(2/2\\).* true"));
+  EXPECT_THAT(Ctr({"-n", "host", "images", "check"}).out,
+              ContainsRegex("complete \\(2/2\\).* true"));
   EXPECT_EQ(content_count("host"), 4) << "index, and the amd64 manifest, config and layer";
   r = Ctr({"-n", "host", "images", "export", "--all-platforms", dir.path() + "/all.tar",
            "docker.io/library/multi:latest"});
   EXPECT_NE(r.exit_code, 0);
   EXPECT_THAT(r.err, HasSubstr("not found"));
-  r = Ctr({"-n", "host", "images", "export", dir.path() + "/host.tar", "docker.io/library/multi:latest"});
+  r = Ctr({"-n", "host", "images", "export", dir.path() + "/host.tar",
+           "docker.io/library/multi:latest"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
 
   r = Ctr({"-n", "every", "images", "import", "--all-platforms", archive});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(content_count("every"), 7) << "and the arm64 manifest, config and layer";
   r = Ctr({"-n", "every", "snapshots", "ls"});
-  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 2) << "a header and the amd64 layer:\n" << r.out;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 2) << "a header and the amd64 layer:\n"
+                                                             << r.out;
   r = Ctr({"-n", "every", "images", "export", "--all-platforms", dir.path() + "/all.tar",
            "docker.io/library/multi:latest"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   r = RunCommand({"tar", "tf", dir.path() + "/all.tar"});
-  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 7 + 5) << "7 blobs, index.json, oci-layout, "
-                                                                    "manifest.json and two directories:\n"
-                                                                 << r.out;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 7 + 5)
+      << "7 blobs, index.json, oci-layout, "
+         "manifest.json and two directories:\n"
+      << r.out;
 }
 
 // Archives whose images cannot be unpacked: each import fails naming what
@@ -939,9 +936,9 @@ TEST_P(ApiTest, CtrImagesImportOfBadArchivesFailsNamingTheProblem) {
   };
   const std::vector<Case> cases = {
       {"truncate", "unexpected"},  // a gzip layer cut in half ("unexpected EOF"/"end")
-      {"missing", "not found"},  // the manifest names a layer the archive lacks
-      {"digest", "not found"},   // a blob whose bytes are not its name: never stored
-      {"json", "JSON"},          // a config that is not JSON
+      {"missing", "not found"},    // the manifest names a layer the archive lacks
+      {"digest", "not found"},     // a blob whose bytes are not its name: never stored
+      {"json", "JSON"},            // a config that is not JSON
       {"media", "application/vnd.example.unknown.layer"},
   };
   for (const Case& c : cases) {
@@ -966,16 +963,19 @@ TEST_P(ApiTest, CtrImagesImportOfBadArchivesFailsNamingTheProblem) {
 // Writes an uncompressed tar at `path` with python3's tarfile, which writes
 // names as given: `entries` is a Python list of (name, type, data or link).
 CommandResult WriteTar(const std::string& path, const std::string& entries) {
-  return RunCommand(
-      {"python3", "-c",
-       absl::StrCat("import io, tarfile\n"
-                    "with tarfile.open('", path, "', 'w', format=tarfile.GNU_FORMAT) as t:\n"
-                    "  for name, kind, x in ", entries, ":\n"
-                    "    i = tarfile.TarInfo(name); i.type = kind; i.mode = 0o644\n"
-                    "    if kind == tarfile.REGTYPE:\n"
-                    "      i.size = len(x); t.addfile(i, io.BytesIO(x))\n"
-                    "    else:\n"
-                    "      i.linkname = x; t.addfile(i)\n")});
+  return RunCommand({"python3", "-c",
+                     absl::StrCat("import io, tarfile\n"
+                                  "with tarfile.open('",
+                                  path,
+                                  "', 'w', format=tarfile.GNU_FORMAT) as t:\n"
+                                  "  for name, kind, x in ",
+                                  entries,
+                                  ":\n"
+                                  "    i = tarfile.TarInfo(name); i.type = kind; i.mode = 0o644\n"
+                                  "    if kind == tarfile.REGTYPE:\n"
+                                  "      i.size = len(x); t.addfile(i, io.BytesIO(x))\n"
+                                  "    else:\n"
+                                  "      i.linkname = x; t.addfile(i)\n")});
 }
 
 // A layer that tries to write outside the snapshot: `..` and absolute
@@ -989,13 +989,16 @@ TEST_P(ApiTest, CtrImagesImportKeepsEscapingEntriesInside) {
   ASSERT_EQ(::mkdir(outside.c_str(), 0755), 0);
   const std::string climb = absl::StrJoin(std::vector<std::string>(20, ".."), "/");
   const std::string layer = dir.path() + "/evil-layer.tar";
-  CommandResult r = WriteTar(
-      layer, absl::StrCat("[('../dotdot', tarfile.REGTYPE, b'dotdot'),"
-                          " ('/absolute', tarfile.REGTYPE, b'absolute'),"
-                          " ('evil', tarfile.SYMTYPE, '", outside, "'),"
-                          " ('evil/pwned', tarfile.REGTYPE, b'pwned'),"
-                          " ('up', tarfile.SYMTYPE, '", climb, outside, "'),"
-                          " ('up/pwned2', tarfile.REGTYPE, b'pwned2')]"));
+  CommandResult r = WriteTar(layer, absl::StrCat("[('../dotdot', tarfile.REGTYPE, b'dotdot'),"
+                                                 " ('/absolute', tarfile.REGTYPE, b'absolute'),"
+                                                 " ('evil', tarfile.SYMTYPE, '",
+                                                 outside,
+                                                 "'),"
+                                                 " ('evil/pwned', tarfile.REGTYPE, b'pwned'),"
+                                                 " ('up', tarfile.SYMTYPE, '",
+                                                 climb, outside,
+                                                 "'),"
+                                                 " ('up/pwned2', tarfile.REGTYPE, b'pwned2')]"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const std::string archive = dir.path() + "/evil.tar";
   r = MakeImageArchive("oci", archive, "docker.io/library/evil:latest", {"LAYER_TAR=" + layer});
@@ -1006,7 +1009,8 @@ TEST_P(ApiTest, CtrImagesImportKeepsEscapingEntriesInside) {
 
   std::string committed;
   for (absl::string_view line : absl::StrSplit(Ctr({"snapshots", "ls"}).out, '\n')) {
-    if (absl::StrContains(line, "Committed")) committed = std::string(line.substr(0, line.find(' ')));
+    if (absl::StrContains(line, "Committed"))
+      committed = std::string(line.substr(0, line.find(' ')));
   }
   Collect();
   ASSERT_EQ(Ctr({"snapshots", "view", "look", committed}).exit_code, 0);
@@ -1019,10 +1023,10 @@ TEST_P(ApiTest, CtrImagesImportKeepsEscapingEntriesInside) {
   EXPECT_EQ(r.out, absl::StrCat("dotdotabsolutepwnedpwned2", outside, "\n"));
 
   const std::string link_layer = dir.path() + "/link-layer.tar";
-  ASSERT_EQ(WriteTar(link_layer, absl::StrCat("[('stolen', tarfile.LNKTYPE, '", climb,
-                                              "/etc/passwd')]"))
-                .exit_code,
-            0);
+  ASSERT_EQ(
+      WriteTar(link_layer, absl::StrCat("[('stolen', tarfile.LNKTYPE, '", climb, "/etc/passwd')]"))
+          .exit_code,
+      0);
   const std::string link_archive = dir.path() + "/link.tar";
   ASSERT_EQ(MakeImageArchive("oci", link_archive, "docker.io/library/link:latest",
                              {"LAYER_TAR=" + link_layer})

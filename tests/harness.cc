@@ -58,7 +58,7 @@ pid_t Spawn(const std::vector<std::string>& argv, int in, int out, int err) {
 }  // namespace
 
 CommandResult RunCommand(const std::vector<std::string>& argv, absl::Duration timeout,
-                  const std::string& input) {
+                         const std::string& input) {
   CommandResult result;
   Pipe in = MakePipe(), out = MakePipe(), err = MakePipe();
   pid_t pid = Spawn(argv, in.read.get(), out.write.get(), err.write.get());
@@ -269,11 +269,18 @@ void RemoveTasksAndContainers(const Daemon& daemon) {
   }
 }
 
+CommandResult ImportBusybox(const Daemon& daemon, const std::string& dir) {
+  const std::string archive = dir + "/busybox.tar";
+  CommandResult r = MakeImageArchive("oci", archive, kBusybox);
+  if (r.exit_code != 0) return r;
+  return Ctr(daemon, {"images", "import", archive});
+}
+
 CommandResult InMountedSnapshot(const std::string& mount_command, const std::string& target,
                                 const std::string& script) {
-  return RunCommand({"unshare", "-m", "--propagation", "private", "sh", "-ec",
-                     absl::StrCat("mkdir -p ", target, "\n", mount_command, "\nT=", target, "\n",
-                                  script)});
+  return RunCommand(
+      {"unshare", "-m", "--propagation", "private", "sh", "-ec",
+       absl::StrCat("mkdir -p ", target, "\n", mount_command, "\nT=", target, "\n", script)});
 }
 
 CommandResult Ctr(const Daemon& daemon, const std::vector<std::string>& args) {

@@ -13,6 +13,7 @@
 #ifndef BERTH_TESTS_HARNESS_H_
 #define BERTH_TESTS_HARNESS_H_
 
+#include <grpcpp/grpcpp.h>
 #include <signal.h>
 #include <sys/types.h>
 
@@ -21,8 +22,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
@@ -39,9 +38,8 @@ struct CommandResult {
 
 // Runs argv[0] (searched on PATH) to completion, feeding it `input`; killed
 // after `timeout`.
-CommandResult RunCommand(const std::vector<std::string>& argv, absl::Duration timeout = absl::Seconds(30),
-                  const std::string& input = "");
-
+CommandResult RunCommand(const std::vector<std::string>& argv,
+                         absl::Duration timeout = absl::Seconds(30), const std::string& input = "");
 
 // A child process whose stdout and stderr are collected by a thread. Killed
 // (SIGKILL) and reaped on destruction unless it was waited for.
@@ -135,6 +133,13 @@ std::string TaskStatus(const Daemon& daemon, const std::string& id);
 // What a failed case may leave in the default namespace: every task is
 // killed (SIGKILL) and deleted, every container removed.
 void RemoveTasksAndContainers(const Daemon& daemon);
+
+// The test image MakeImageArchive builds from busybox-static.
+inline constexpr char kBusybox[] = "docker.io/library/busybox:latest";
+
+// Imports (and unpacks) kBusybox into `daemon`, building its archive in
+// `dir`.
+CommandResult ImportBusybox(const Daemon& daemon, const std::string& dir);
 
 // Runs the `mount …` command ctr printed for a snapshot inside a private
 // mount namespace, then `script` with $T the mount point: the mount goes

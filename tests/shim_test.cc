@@ -34,7 +34,6 @@ using ::testing::ContainsRegex;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-constexpr char kImage[] = "docker.io/library/busybox:latest";
 // The type containerd's clients give the runtime spec's LinuxResources.
 constexpr char kLinuxResources[] =
     "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources";
@@ -61,10 +60,7 @@ class ShimTest : public ::testing::TestWithParam<std::string> {
 
   void SetUp() override {
     ASSERT_THAT(containerd_.Start(), IsOk());
-    const std::string archive = dir_.path() + "/busybox.tar";
-    CommandResult r = MakeImageArchive("oci", archive, kImage);
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-    r = Ctr({"images", "import", archive});
+    CommandResult r = ImportBusybox(containerd_, dir_.path());
     ASSERT_EQ(r.exit_code, 0) << r.err;
   }
 
@@ -86,7 +82,7 @@ class ShimTest : public ::testing::TestWithParam<std::string> {
                     const std::vector<std::string>& command) {
     std::vector<std::string> args = {"run", "--runtime", GetParam(), "--fifo-dir", dir_.path()};
     args.insert(args.end(), extra.begin(), extra.end());
-    args.push_back(kImage);
+    args.push_back(kBusybox);
     args.push_back(id);
     args.insert(args.end(), command.begin(), command.end());
     return Ctr(args);
@@ -348,7 +344,7 @@ TEST_P(BerthShimTest, UpdateWithResourcesOfAnotherTypeIsInvalidArgument) {
 // that nobody reads (ctr run -d leaves) never stops the process.
 TEST_P(BerthShimTest, StdinReachesTheProcessAndUnreadOutputNeverBlocksIt) {
   CommandResult r = CtrWithInput({"run", "--rm", "--runtime", GetParam(), "--fifo-dir", dir_.path(),
-                                  kImage, "cat", "/bin/busybox", "cat"},
+                                  kBusybox, "cat", "/bin/busybox", "cat"},
                                  "through stdin\n");
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "through stdin\n");
@@ -373,7 +369,7 @@ TEST_P(BerthShimTest, StdinReachesTheProcessAndUnreadOutputNeverBlocksIt) {
 TEST_P(ShimTest, RunWithATerminal) {
   const std::string command =
       absl::StrCat("ctr --address ", containerd_.address(), " run -t --rm --runtime ", GetParam(),
-                   " --fifo-dir ", dir_.path(), " ", kImage,
+                   " --fifo-dir ", dir_.path(), " ", kBusybox,
                    " tty /bin/sh -c '/bin/busybox tty; echo on a terminal; exit 5'");
   CommandResult r = RunCommand({"script", "-qec", command, "/dev/null"}, absl::Seconds(30), "");
   EXPECT_EQ(r.exit_code, 5) << r.out << r.err;

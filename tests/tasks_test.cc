@@ -32,7 +32,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-constexpr char kImage[] = "docker.io/library/busybox:latest";
 namespace tasks_api = ::containerd::services::tasks::v1;
 
 class TasksTest : public ::testing::TestWithParam<Peer> {
@@ -41,10 +40,7 @@ class TasksTest : public ::testing::TestWithParam<Peer> {
 
   void SetUp() override {
     ASSERT_THAT(daemon_.Start(), IsOk());
-    const std::string archive = dir_.path() + "/busybox.tar";
-    CommandResult r = MakeImageArchive("oci", archive, kImage);
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-    r = Ctr({"images", "import", archive});
+    CommandResult r = ImportBusybox(daemon_, dir_.path());
     ASSERT_EQ(r.exit_code, 0) << r.err;
   }
 
@@ -57,7 +53,7 @@ class TasksTest : public ::testing::TestWithParam<Peer> {
                     const std::vector<std::string>& command) {
     std::vector<std::string> args = {"run", "--fifo-dir", dir_.path()};
     args.insert(args.end(), extra.begin(), extra.end());
-    args.push_back(kImage);
+    args.push_back(kBusybox);
     args.push_back(id);
     args.insert(args.end(), command.begin(), command.end());
     return Ctr(args);
@@ -260,7 +256,7 @@ TEST_P(TasksTest, AShimThatDiesIsCleanedUpAfter) {
 // program is InvalidArgument naming it on berthd (containerd 1.6: Unknown).
 TEST_P(TasksTest, RuntimePathRunsAnotherShim) {
   CommandResult r =
-      Ctr({"containers", "create", kImage, "other-shim", "/bin/busybox", "sleep", "309"});
+      Ctr({"containers", "create", kBusybox, "other-shim", "/bin/busybox", "sleep", "309"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto tasks = tasks_api::Tasks::NewStub(Connect(daemon_));
   tasks_api::CreateTaskRequest create;
@@ -376,6 +372,31 @@ TEST_P(TasksTest, TaskEventsArePublished) {
   }
   EXPECT_THAT(out, HasSubstr("evented"));
   events.Stop(SIGTERM);
+}
+
+// berthd's config maps a runtime name to another shim:
+// [plugins."io.containerd.runtime.v2.task".shims] sends a plain `ctr run`
+// (io.containerd.runc.v2) to containerd's own runc shim.
+TEST(TasksConfigTest, TheConfigMapsARuntimeNameToAnotherShim) {
+  TempDir dir;
+  const std::string config = dir.path() + "/config.toml";
+  ASSERT_THAT(
+      files::WriteFile(config,
+                       "version = 2\n"
+                       "[plugins.\"io.containerd.runtime.v2.task\".shims]\n"
+                       "\"io.containerd.runc.v2\" = \"/usr/bin/containerd-shim-runc-v2\"\n"),
+      IsOk());
+  Daemon berthd;
+  ASSERT_THAT(berthd.Start({"--config", config}), IsOk());
+  ASSERT_EQ(ImportBusybox(berthd, dir.path()).exit_code, 0);
+  CommandResult r = Ctr(berthd, {"run", "-d", "--fifo-dir", dir.path(), kBusybox, "mapped",
+                                 "/bin/busybox", "sleep", "310"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(TaskStatus(berthd, "mapped"), "RUNNING");
+  EXPECT_EQ(RunCommand({"pgrep", "-f", "containerd-shim-runc-v2 .*-id mapped "}).exit_code, 0)
+      << "containerd's runc shim serves it";
+  RemoveTasksAndContainers(berthd);
+  EXPECT_EQ(TaskStatus(berthd, "mapped"), "");
 }
 
 }  // namespace

@@ -410,6 +410,7 @@ void Register(daemon::Registry& registry) {
                        options.state = ic.state();
                        options.daemon_address = ic.address();
                        options.ttrpc_address = ic.address() + ".ttrpc";
+        options.shims = ic.runtime_shims();
                        char self[4096];
                        ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
                        if (n > 0) options.publish_binary.assign(self, n);
