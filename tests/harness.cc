@@ -276,6 +276,19 @@ CommandResult ImportBusybox(const Daemon& daemon, const std::string& dir) {
   return Ctr(daemon, {"images", "import", archive});
 }
 
+std::string CheckpointMismatch(const CommandResult& checkpoint, const std::string& image) {
+  if (RunCommand({"criu", "check"}).exit_code == 0) {
+    if (checkpoint.exit_code != 0) return "checkpoint failed: " + checkpoint.err;
+    if (::access((image + "/inventory.img").c_str(), F_OK) != 0) return "no CRIU image in " + image;
+    return "";
+  }
+  if (checkpoint.exit_code == 0) return "checkpoint succeeded where CRIU cannot run";
+  if (checkpoint.err.find("criu") == std::string::npos) {
+    return "the error does not name criu: " + checkpoint.err;
+  }
+  return "";
+}
+
 CommandResult InMountedSnapshot(const std::string& mount_command, const std::string& target,
                                 const std::string& script) {
   return RunCommand(

@@ -141,6 +141,13 @@ inline constexpr char kBusybox[] = "docker.io/library/busybox:latest";
 // `dir`.
 CommandResult ImportBusybox(const Daemon& daemon, const std::string& dir);
 
+// "" if `checkpoint`, the result of `ctr task checkpoint --image-path
+// <image> …`, is what this host allows: where `criu check` passes, success
+// and CRIU's image in `image`; where CRIU cannot run (these machines'
+// kernel), a failure whose message names criu (the runtime's own error).
+// Else what went wrong.
+std::string CheckpointMismatch(const CommandResult& checkpoint, const std::string& image);
+
 // Runs the `mount …` command ctr printed for a snapshot inside a private
 // mount namespace, then `script` with $T the mount point: the mount goes
 // with the namespace, whatever happens.
