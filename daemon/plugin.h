@@ -73,6 +73,10 @@ class TtrpcService {
   virtual void Register(ttrpc::Server& server) = 0;
 };
 
+// Where shims publish their events: containerd's <address>.ttrpc beside
+// the daemon's gRPC socket.
+inline std::string TtrpcAddress(const std::string& address) { return address + ".ttrpc"; }
+
 class InitContext;
 
 struct Registration {

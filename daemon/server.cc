@@ -104,6 +104,13 @@ absl::Status PrepareSocketPath(const std::string& address) {
   return absl::OkStatus();
 }
 
+// A socket of the daemon's: its group's only (0660), owned as configured.
+absl::Status RestrictSocket(const std::string& path, const Config::Grpc& grpc) {
+  if (::chmod(path.c_str(), 0660) != 0) return ErrnoStatus("chmod", path);
+  if (::chown(path.c_str(), grpc.uid, grpc.gid) != 0) return ErrnoStatus("chown", path);
+  return absl::OkStatus();
+}
+
 sigset_t StopSignals() {
   sigset_t signals;
   sigemptyset(&signals);
@@ -150,12 +157,8 @@ absl::Status Serve(const Config& config) {
   if (server == nullptr) {
     return absl::UnavailableError(absl::StrCat("serve gRPC on \"", address, "\" failed"));
   }
-  if (::chmod(address.c_str(), 0660) != 0) return ErrnoStatus("chmod", address);
-  if (::chown(address.c_str(), config.grpc.uid, config.grpc.gid) != 0) {
-    return ErrnoStatus("chown", address);
-  }
-  // Where shims publish their events: containerd's <address>.ttrpc.
-  const std::string ttrpc_address = address + ".ttrpc";
+  BERTH_RETURN_IF_ERROR(RestrictSocket(address, config.grpc));
+  const std::string ttrpc_address = TtrpcAddress(address);
   BERTH_RETURN_IF_ERROR(PrepareSocketPath(ttrpc_address));
   BERTH_ASSIGN_OR_RETURN(std::unique_ptr<ttrpc::EventLoop> loop, ttrpc::EventLoop::Create());
   auto ttrpc_server = std::make_unique<ttrpc::Server>(*loop);
@@ -164,10 +167,7 @@ absl::Status Serve(const Config& config) {
     service->Register(*ttrpc_server);
   }
   BERTH_ASSIGN_OR_RETURN(UniqueFd ttrpc_listener, ttrpc::ListenUnix(ttrpc_address));
-  if (::chmod(ttrpc_address.c_str(), 0660) != 0) return ErrnoStatus("chmod", ttrpc_address);
-  if (::chown(ttrpc_address.c_str(), config.grpc.uid, config.grpc.gid) != 0) {
-    return ErrnoStatus("chown", ttrpc_address);
-  }
+  BERTH_RETURN_IF_ERROR(RestrictSocket(ttrpc_address, config.grpc));
   BERTH_RETURN_IF_ERROR(ttrpc_server->Serve(std::move(ttrpc_listener)));
   std::thread ttrpc_thread([&loop] {
     if (absl::Status ran = loop->Run(); !ran.ok()) {

@@ -33,21 +33,19 @@
 #include "base/strings.h"
 #include "base/unique_fd.h"
 #include "image/layer.h"
-#include "snapshotter/mount.h"
 #include "image/layer_fs.h"
 #include "image/layer_stream.h"
+#include "snapshotter/mount.h"
 
 namespace berth::image {
 namespace {
 
 using layer_internal::CleanPath;
 using layer_internal::JoinPath;
-using layer_internal::ListDirectory;
 using layer_internal::OpenInRoot;
-using layer_internal::ProcPath;
+using layer_internal::ReadAhead;
 using layer_internal::RemoveAllAt;
 using layer_internal::SplitParent;
-using layer_internal::ReadAhead;
 using layer_internal::UncompressedStream;
 
 using layer_internal::kOpaqueMarker;
@@ -259,9 +257,8 @@ absl::Status Applier::ApplyEntry(archive_entry* entry) {
       case AE_IFLNK: {
         const char* target = archive_entry_symlink(entry);
         if (target == nullptr || *target == '\0') return InvalidEntry("symlink with no target");
-        BERTH_RETURN_IF_ERROR(CreateReplacing(parent, name, "symlinkat", [&] {
-          return ::symlinkat(target, parent, name);
-        }));
+        BERTH_RETURN_IF_ERROR(CreateReplacing(parent, name, "symlinkat",
+                                              [&] { return ::symlinkat(target, parent, name); }));
         BERTH_RETURN_IF_ERROR(ApplyMetadata(-1, parent, name, entry));
         break;
       }
@@ -404,8 +401,9 @@ absl::Status Applier::ApplyHardlink(int parent, const char* base, const char* ta
   auto [target_parent_rel, target_base] = SplitParent(target_rel);
   int target_parent = OpenInRoot(root_, std::string(target_parent_rel), O_PATH | O_DIRECTORY);
   if (target_parent < 0) {
-    return InvalidEntry(absl::StrCat("hard link target ", Quote(target), ": ",
-                                     ErrnoStatus(-target_parent, "open", target_parent_rel).message()));
+    return InvalidEntry(
+        absl::StrCat("hard link target ", Quote(target), ": ",
+                     ErrnoStatus(-target_parent, "open", target_parent_rel).message()));
   }
   UniqueFd target_dir(target_parent);
   const char* target_name = target_base.data();  // ends target_rel
@@ -430,11 +428,11 @@ absl::Status Applier::ApplyHardlink(int parent, const char* base, const char* ta
 }
 
 absl::Status Applier::ApplyNode(int parent, const char* base, archive_entry* entry, mode_t type) {
-  dev_t dev = type == AE_IFIFO ? 0
-                               : makedev(archive_entry_rdevmajor(entry), archive_entry_rdevminor(entry));
-  BERTH_RETURN_IF_ERROR(CreateReplacing(parent, base, "mknod", [&] {
-    return ::mknodat(parent, base, type | 0600, dev);
-  }));
+  dev_t dev = type == AE_IFIFO
+                  ? 0
+                  : makedev(archive_entry_rdevmajor(entry), archive_entry_rdevminor(entry));
+  BERTH_RETURN_IF_ERROR(CreateReplacing(parent, base, "mknod",
+                                        [&] { return ::mknodat(parent, base, type | 0600, dev); }));
   return ApplyMetadata(-1, parent, base, entry);
 }
 
@@ -442,8 +440,8 @@ absl::Status Applier::ApplyMetadata(int fd, int parent, const char* base, archiv
   const mode_t type = archive_entry_filetype(entry);
   uid_t uid = static_cast<uid_t>(archive_entry_uid(entry));
   gid_t gid = static_cast<gid_t>(archive_entry_gid(entry));
-  if ((fd >= 0 ? ::fchown(fd, uid, gid) : ::fchownat(parent, base, uid, gid, AT_SYMLINK_NOFOLLOW)) !=
-      0) {
+  if ((fd >= 0 ? ::fchown(fd, uid, gid)
+               : ::fchownat(parent, base, uid, gid, AT_SYMLINK_NOFOLLOW)) != 0) {
     return ErrnoStatus("chown", path_);
   }
   BERTH_RETURN_IF_ERROR(ApplyXattrs(fd, parent, base, entry));
@@ -486,7 +484,7 @@ absl::Status Applier::ApplyXattrs(int fd, int parent, const char* base, archive_
     if (fd >= 0) {
       r = ::fsetxattr(fd, name, value, size, 0);
     } else {
-      if (proc_path.empty()) proc_path = ProcPath(parent, base);
+      if (proc_path.empty()) proc_path = files::ProcPath(parent, base);
       r = ::lsetxattr(proc_path.c_str(), name, value, size, 0);
     }
     if (r == 0) continue;
@@ -540,8 +538,8 @@ absl::StatusOr<UniqueFd> Applier::OpenParent(absl::string_view rel, bool create)
   int err = -fd;
   if (err == ENOENT && create) return CreateParents(rel);
   if (err == ENOTDIR || err == ELOOP) {
-    return InvalidEntry(absl::StrCat("parent ", Quote(rel), ": ",
-                                     ErrnoStatus(err, "open", rel).message()));
+    return InvalidEntry(
+        absl::StrCat("parent ", Quote(rel), ": ", ErrnoStatus(err, "open", rel).message()));
   }
   return ErrnoStatus(err, "open", rel);
 }
@@ -583,8 +581,8 @@ absl::StatusOr<UniqueFd> Applier::CreateParents(absl::string_view rel) {
       if (::mkdirat(cur.get(), parts[i].c_str(), 0755) != 0 && errno != EEXIST) {
         return ErrnoStatus("mkdir", next);
       }
-      UniqueFd made(::openat(cur.get(), parts[i].c_str(),
-                             O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      UniqueFd made(
+          ::openat(cur.get(), parts[i].c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
       if (!made.valid()) return ErrnoStatus("open", next);
       BERTH_RETURN_IF_ERROR(CopyLowerDirMetadata(made.get(), next));
       cur = std::move(made);
@@ -620,7 +618,8 @@ absl::Status Applier::CopyLowerDirMetadata(int dir, absl::string_view rel) {
 }
 
 absl::Status Applier::RemoveUnwritten(int dirfd, const std::string& rel) {
-  BERTH_ASSIGN_OR_RETURN(std::vector<std::string> names, ListDirectory(dirfd, rel.empty() ? "/" : rel));
+  BERTH_ASSIGN_OR_RETURN(std::vector<std::string> names,
+                         files::ListDirectory(dirfd, rel.empty() ? "/" : rel));
   for (const std::string& name : names) {
     std::string child = JoinPath(rel, name);
     if (!written_.contains(child)) {

@@ -53,8 +53,9 @@ class Content {
     s << in.rdbuf();
     binary_ = s.str();
     if (binary_.size() < (1 << 20)) Fail("/bin/busybox is missing or small");
-    const char* words[] = {"the ", "layer ", "container ", "snapshot ", "overlay ", "digest ",
-                           "{\"key\": ", "0x1f8b, ", "return ", "int ", "\n", "    "};
+    const char* words[] = {"the ",     "layer ",  "container ", "snapshot ",
+                           "overlay ", "digest ", "{\"key\": ", "0x1f8b, ",
+                           "return ",  "int ",    "\n",         "    "};
     std::mt19937 rng(7);
     while (text_.size() < binary_.size()) text_ += words[rng() % 12];
   }
@@ -164,7 +165,8 @@ void Measure(const TempDir& tmp, const std::string& src, const char* suffix) {
     std::string layer;
     std::unique_ptr<ByteSink> sink = StringSink(&layer);
     auto start = std::chrono::steady_clock::now();
-    absl::StatusOr<DiffResult> diff = WriteDiff(-1, src_fd.get(), DiffMode::kOverlayUpper, c, *sink);
+    absl::StatusOr<DiffResult> diff =
+        WriteDiff(-1, src_fd.get(), DiffMode::kOverlayUpper, c, *sink);
     double diff_s = Seconds(start);
     if (!diff.ok()) Fail(diff.status().ToString());
     std::printf("%s diff:  %7.1f MiB/s  (%.0f MiB tar -> %.0f MiB, %.2fx)\n", name,
@@ -177,7 +179,8 @@ void Measure(const TempDir& tmp, const std::string& src, const char* suffix) {
     // On the disk, syncfs included (what an unpack costs), and on tmpfs
     // (what the code costs: the disk's speed varies a lot on shared VMs).
     for (bool on_tmpfs : {false, true}) {
-      std::string target = absl::StrCat(tmp.path(), "/apply-", name, suffix, on_tmpfs ? "-tmpfs" : "");
+      std::string target =
+          absl::StrCat(tmp.path(), "/apply-", name, suffix, on_tmpfs ? "-tmpfs" : "");
       ::mkdir(target.c_str(), 0755);
       snapshotter::MountGuard guard;
       if (on_tmpfs) {
@@ -190,13 +193,12 @@ void Measure(const TempDir& tmp, const std::string& src, const char* suffix) {
       ::sync();  // the tree's and the last run's dirty pages are not ours to flush
       std::unique_ptr<ByteSource> source = StringSource(layer);
       start = std::chrono::steady_clock::now();
-      absl::StatusOr<ApplyResult> applied =
-          ApplyLayer(*source, c, target_fd.get(), ApplyOptions{});
+      absl::StatusOr<ApplyResult> applied = ApplyLayer(*source, c, target_fd.get(), ApplyOptions{});
       double apply_s = Seconds(start);
       if (!applied.ok()) Fail(applied.status().ToString());
       if (applied->diff_id != diff->diff_id) Fail("diff_id mismatch");
-      std::printf("%s apply %-6s %7.1f MiB/s  (%.2f s)\n", name, on_tmpfs ? "tmpfs:" : "disk:",
-                  MiB(applied->size) / apply_s, apply_s);
+      std::printf("%s apply %-6s %7.1f MiB/s  (%.2f s)\n", name,
+                  on_tmpfs ? "tmpfs:" : "disk:", MiB(applied->size) / apply_s, apply_s);
     }
   }
 }
@@ -214,7 +216,6 @@ void Run(int64_t total, int small_files) {
   std::printf("tree: %d files of 1-16 KiB, %.0f MiB\n", small_files, MiB(bytes));
   Measure(tmp, small, "-small");
 }
-
 
 }  // namespace
 }  // namespace berth::image

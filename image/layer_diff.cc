@@ -38,10 +38,7 @@ namespace {
 using layer_internal::CompressingWriter;
 using layer_internal::JoinPath;
 using layer_internal::kBufferSize;
-using layer_internal::ListDirectory;
-using layer_internal::ProcPath;
 using layer_internal::ReadLayerXattrs;
-using layer_internal::Xattr;
 
 using layer_internal::kOpaqueMarker;
 using layer_internal::kOpaqueXattr;
@@ -210,8 +207,7 @@ class Differ {
   absl::Status EmitAdded(int upper, const std::string& name, const std::string& rel,
                          const struct stat& st);
   absl::StatusOr<bool> Changed(int lower, int upper, const std::string& name,
-                               const std::string& rel, const struct stat& l,
-                               const struct stat& u);
+                               const std::string& rel, const struct stat& l, const struct stat& u);
   absl::StatusOr<bool> SameContent(int lower, int upper, const std::string& name,
                                    const std::string& rel, const struct stat& l,
                                    const struct stat& u);
@@ -224,7 +220,8 @@ class Differ {
 };
 
 absl::Status Differ::WalkUpper(int dirfd, const std::string& rel) {
-  BERTH_ASSIGN_OR_RETURN(std::vector<std::string> names, ListDirectory(dirfd, ForMessage(rel)));
+  BERTH_ASSIGN_OR_RETURN(std::vector<std::string> names,
+                         files::ListDirectory(dirfd, ForMessage(rel)));
   for (const std::string& name : names) {
     std::string child = JoinPath(rel, name);
     struct stat st;
@@ -233,8 +230,8 @@ absl::Status Differ::WalkUpper(int dirfd, const std::string& rel) {
       return ErrnoStatus("stat", child);
     }
     if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0)) {
-      BERTH_RETURN_IF_ERROR(EmitWhiteout(JoinPath(rel, absl::StrCat(kWhiteoutPrefix, name)),
-                                         st.st_mtim));
+      BERTH_RETURN_IF_ERROR(
+          EmitWhiteout(JoinPath(rel, absl::StrCat(kWhiteoutPrefix, name)), st.st_mtim));
       continue;
     }
     if (!S_ISDIR(st.st_mode)) {
@@ -242,8 +239,9 @@ absl::Status Differ::WalkUpper(int dirfd, const std::string& rel) {
         BERTH_ASSIGN_OR_RETURN(UniqueFd fd, OpenRegular(dirfd, name, st, child));
         BERTH_ASSIGN_OR_RETURN(bool metacopy, HasXattr(fd.get(), kMetacopyXattr, child));
         if (metacopy) {
-          return absl::FailedPreconditionError(absl::StrCat(
-              "diff: ", Quote(child), " is an overlay metacopy file; its data is in a lower layer"));
+          return absl::FailedPreconditionError(
+              absl::StrCat("diff: ", Quote(child),
+                           " is an overlay metacopy file; its data is in a lower layer"));
         }
       }
       BERTH_RETURN_IF_ERROR(Emit(dirfd, name, child, st, -1));
@@ -256,8 +254,7 @@ absl::Status Differ::WalkUpper(int dirfd, const std::string& rel) {
           "diff: ", Quote(child), " is an overlay redirect; its content is in a lower layer"));
     }
     BERTH_RETURN_IF_ERROR(Emit(dirfd, name, child, st, sub.get()));
-    BERTH_ASSIGN_OR_RETURN(std::string opaque,
-                           layer_internal::GetXattr(sub.get(), child, kOpaqueXattr));
+    BERTH_ASSIGN_OR_RETURN(std::string opaque, files::GetXattr(sub.get(), child, kOpaqueXattr));
     if (opaque == "y") BERTH_RETURN_IF_ERROR(EmitOpaque(child, st.st_mtim));
     BERTH_RETURN_IF_ERROR(WalkUpper(sub.get(), child));
   }
@@ -268,17 +265,18 @@ absl::Status Differ::Compare(int lower, int upper, const std::string& rel,
                              const struct timespec& upper_mtime) {
   std::vector<std::string> lower_names;
   if (lower >= 0) {
-    BERTH_ASSIGN_OR_RETURN(lower_names, ListDirectory(lower, ForMessage(rel)));
+    BERTH_ASSIGN_OR_RETURN(lower_names, files::ListDirectory(lower, ForMessage(rel)));
   }
-  BERTH_ASSIGN_OR_RETURN(std::vector<std::string> upper_names, ListDirectory(upper, ForMessage(rel)));
+  BERTH_ASSIGN_OR_RETURN(std::vector<std::string> upper_names,
+                         files::ListDirectory(upper, ForMessage(rel)));
   size_t i = 0, j = 0;
   while (i < lower_names.size() || j < upper_names.size()) {
     int order = i == lower_names.size()   ? 1
                 : j == upper_names.size() ? -1
                                           : lower_names[i].compare(upper_names[j]);
     if (order < 0) {  // only in lower: deleted
-      BERTH_RETURN_IF_ERROR(EmitWhiteout(
-          JoinPath(rel, absl::StrCat(kWhiteoutPrefix, lower_names[i])), upper_mtime));
+      BERTH_RETURN_IF_ERROR(
+          EmitWhiteout(JoinPath(rel, absl::StrCat(kWhiteoutPrefix, lower_names[i])), upper_mtime));
       ++i;
       continue;
     }
@@ -310,7 +308,8 @@ absl::Status Differ::Compare(int lower, int upper, const std::string& rel,
     }
     BERTH_ASSIGN_OR_RETURN(UniqueFd lower_sub, OpenSubdir(lower, name, child));
     BERTH_ASSIGN_OR_RETURN(UniqueFd upper_sub, OpenSubdir(upper, name, child));
-    BERTH_ASSIGN_OR_RETURN(bool changed, Changed(lower_sub.get(), upper_sub.get(), "", child, l, u));
+    BERTH_ASSIGN_OR_RETURN(bool changed,
+                           Changed(lower_sub.get(), upper_sub.get(), "", child, l, u));
     if (changed) BERTH_RETURN_IF_ERROR(Emit(upper, name, child, u, upper_sub.get()));
     BERTH_RETURN_IF_ERROR(Compare(lower_sub.get(), upper_sub.get(), child, u.st_mtim));
   }
@@ -337,10 +336,12 @@ absl::StatusOr<bool> Differ::Changed(int lower, int upper, const std::string& na
     return true;
   }
   const bool dir = name.empty();
-  BERTH_ASSIGN_OR_RETURN(std::vector<Xattr> lx,
-                         ReadLayerXattrs(dir ? lower : -1, dir ? rel : ProcPath(lower, name)));
-  BERTH_ASSIGN_OR_RETURN(std::vector<Xattr> ux,
-                         ReadLayerXattrs(dir ? upper : -1, dir ? rel : ProcPath(upper, name)));
+  BERTH_ASSIGN_OR_RETURN(
+      std::vector<files::Xattr> lx,
+      ReadLayerXattrs(dir ? lower : -1, dir ? rel : files::ProcPath(lower, name)));
+  BERTH_ASSIGN_OR_RETURN(
+      std::vector<files::Xattr> ux,
+      ReadLayerXattrs(dir ? upper : -1, dir ? rel : files::ProcPath(upper, name)));
   if (lx != ux) return true;
   if (dir) return false;
   if (l.st_size != u.st_size || l.st_mtim.tv_sec != u.st_mtim.tv_sec) return true;
@@ -420,9 +421,9 @@ absl::Status Differ::Emit(int dirfd, const std::string& name, const std::string&
       archive_entry_set_filetype(entry, AE_IFIFO);
       break;
   }
-  BERTH_ASSIGN_OR_RETURN(std::vector<Xattr> xattrs,
-                         ReadLayerXattrs(fd, fd >= 0 ? rel : ProcPath(dirfd, name)));
-  for (const Xattr& x : xattrs) {
+  BERTH_ASSIGN_OR_RETURN(std::vector<files::Xattr> xattrs,
+                         ReadLayerXattrs(fd, fd >= 0 ? rel : files::ProcPath(dirfd, name)));
+  for (const files::Xattr& x : xattrs) {
     archive_entry_xattr_add_entry(entry, x.name.c_str(), x.value.data(), x.value.size());
   }
   return tar_.WriteHeader();
@@ -431,8 +432,8 @@ absl::Status Differ::Emit(int dirfd, const std::string& name, const std::string&
 absl::Status Differ::EmitFileData(int dirfd, const std::string& name, const std::string& rel,
                                   const struct stat& st, archive_entry* entry) {
   BERTH_ASSIGN_OR_RETURN(UniqueFd fd, OpenRegular(dirfd, name, st, rel));
-  BERTH_ASSIGN_OR_RETURN(std::vector<Xattr> xattrs, ReadLayerXattrs(fd.get(), rel));
-  for (const Xattr& x : xattrs) {
+  BERTH_ASSIGN_OR_RETURN(std::vector<files::Xattr> xattrs, ReadLayerXattrs(fd.get(), rel));
+  for (const files::Xattr& x : xattrs) {
     archive_entry_xattr_add_entry(entry, x.name.c_str(), x.value.data(), x.value.size());
   }
   archive_entry_set_size(entry, st.st_size);
@@ -475,8 +476,7 @@ absl::StatusOr<DiffResult> WriteDiff(int lower_dirfd, int upper_dirfd, DiffMode 
   struct stat upper_st;
   if (::fstat(upper.get(), &upper_st) != 0) return ErrnoStatus("stat", "upper");
   if (mode == DiffMode::kOverlayUpper) {
-    BERTH_ASSIGN_OR_RETURN(std::string opaque,
-                           layer_internal::GetXattr(upper.get(), "upper", kOpaqueXattr));
+    BERTH_ASSIGN_OR_RETURN(std::string opaque, files::GetXattr(upper.get(), "upper", kOpaqueXattr));
     if (opaque == "y") BERTH_RETURN_IF_ERROR(differ.EmitOpaque("", upper_st.st_mtim));
     BERTH_RETURN_IF_ERROR(differ.WalkUpper(upper.get(), ""));
   } else {

@@ -16,7 +16,6 @@
 
 namespace berth::image::layer_internal {
 
-
 void CleanPath(absl::string_view path, std::string* out) {
   out->clear();
   while (!path.empty()) {
@@ -72,7 +71,7 @@ absl::Status RemoveAllAt(int dirfd, const char* name, absl::string_view what) {
   // O_NOFOLLOW: had `name` just become a symlink, we must not empty its target.
   UniqueFd dir(::openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!dir.valid()) return ErrnoStatus("open", what);
-  BERTH_ASSIGN_OR_RETURN(std::vector<std::string> names, ListDirectory(dir.get(), what));
+  BERTH_ASSIGN_OR_RETURN(std::vector<std::string> names, files::ListDirectory(dir.get(), what));
   for (const std::string& child : names) {
     BERTH_RETURN_IF_ERROR(RemoveAllAt(dir.get(), child.c_str(), absl::StrCat(what, "/", child)));
   }
@@ -84,10 +83,10 @@ absl::Status RemoveAllAt(int dirfd, const char* name, absl::string_view what) {
 
 bool IsOverlayXattr(absl::string_view name) { return absl::StartsWith(name, "trusted.overlay."); }
 
-absl::StatusOr<std::vector<Xattr>> ReadLayerXattrs(int fd, const std::string& path) {
-  BERTH_ASSIGN_OR_RETURN(std::vector<Xattr> xattrs, files::ReadXattrs(fd, path));
+absl::StatusOr<std::vector<files::Xattr>> ReadLayerXattrs(int fd, const std::string& path) {
+  BERTH_ASSIGN_OR_RETURN(std::vector<files::Xattr> xattrs, files::ReadXattrs(fd, path));
   xattrs.erase(std::remove_if(xattrs.begin(), xattrs.end(),
-                              [](const Xattr& x) { return IsOverlayXattr(x.name); }),
+                              [](const files::Xattr& x) { return IsOverlayXattr(x.name); }),
                xattrs.end());
   return xattrs;
 }

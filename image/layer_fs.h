@@ -14,8 +14,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "base/files.h"
 #include "absl/strings/string_view.h"
+#include "base/files.h"
 
 namespace berth::image::layer_internal {
 
@@ -49,17 +49,11 @@ int OpenInRoot(int root, const std::string& rel, int flags);
 // `what` names the path in errors.
 absl::Status RemoveAllAt(int dirfd, const char* name, absl::string_view what);
 
-// Listing and xattrs are base/files.h's.
-using files::GetXattr;
-using files::ListDirectory;
-using files::ProcPath;
-using files::Xattr;
-
 // xattrs that steer overlayfs (trusted.overlay.*): never content of a layer.
 bool IsOverlayXattr(absl::string_view name);
 
 // files::ReadXattrs without trusted.overlay.*: a layer's own xattrs.
-absl::StatusOr<std::vector<Xattr>> ReadLayerXattrs(int fd, const std::string& path);
+absl::StatusOr<std::vector<files::Xattr>> ReadLayerXattrs(int fd, const std::string& path);
 
 }  // namespace berth::image::layer_internal
 

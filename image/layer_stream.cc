@@ -94,7 +94,8 @@ class GzipStream : public UncompressedStream {
       in_pos_ = in_len_ - state_->avail_in;
       *produced = cap - state_->avail_out;
       if (ret < 0) {
-        return absl::InvalidArgumentError(absl::StrCat("gzip: corrupt stream (", ErrorName(ret), ")"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("gzip: corrupt stream (", ErrorName(ret), ")"));
       }
       if (state_->block_state == ISAL_BLOCK_FINISH) {
         // igzip reads ahead into its bit buffer: whole bytes it holds past
@@ -105,8 +106,8 @@ class GzipStream : public UncompressedStream {
         }
         in_pos_ -= unread;
         member_done_ = true;
-      } else if (in_before == state_->avail_in && out_before == state_->avail_out &&
-                 source_done_ && in_pos_ == in_len_) {
+      } else if (in_before == state_->avail_in && out_before == state_->avail_out && source_done_ &&
+                 in_pos_ == in_len_) {
         // No progress, and no input left to give: the stream was cut short.
         return absl::InvalidArgumentError("gzip: unexpected end of the compressed stream");
       }
@@ -245,7 +246,8 @@ class ZstdWriter : public CompressingWriter {
     ZSTD_inBuffer input{data.data(), data.size(), 0};
     for (;;) {
       ZSTD_outBuffer output{out_.get(), kBufferSize, out_len_};
-      size_t ret = ZSTD_compressStream2(ctx_, &output, &input, finish ? ZSTD_e_end : ZSTD_e_continue);
+      size_t ret =
+          ZSTD_compressStream2(ctx_, &output, &input, finish ? ZSTD_e_end : ZSTD_e_continue);
       if (ZSTD_isError(ret)) {
         return absl::InternalError(absl::StrCat("zstd: ", ZSTD_getErrorName(ret)));
       }
@@ -283,7 +285,7 @@ UncompressedStream::UncompressedStream(ByteSource& source, Compression compressi
     : source_(source), in_(new char[kBufferSize]), compression_(compression) {}
 
 absl::StatusOr<std::unique_ptr<UncompressedStream>> UncompressedStream::Open(ByteSource& source,
-                                                                              Compression hint) {
+                                                                             Compression hint) {
   // Read the magic with a small buffer first, then hand it to the stream.
   char magic[4];
   size_t got = 0;

@@ -2,7 +2,6 @@
 // (trusted.* included), overlay mounts. Layers are built here with
 // libarchive's writer and compressed with zlib and zstd.
 #include "image/layer.h"
-#include "image/test_layers.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -29,13 +28,14 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "base/sha256.h"
 #include "base/status_matchers.h"
 #include "base/temp_dir.h"
 #include "base/unique_fd.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "image/test_layers.h"
 #include "snapshotter/mount.h"
-#include "base/sha256.h"
 #include "store/content_store.h"
 
 namespace berth::image {
@@ -96,7 +96,9 @@ UniqueFd OpenDir(const std::string& path) {
   return UniqueFd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
 }
 
-bool MakeDir(const std::string& path, mode_t mode = 0755) { return ::mkdir(path.c_str(), mode) == 0; }
+bool MakeDir(const std::string& path, mode_t mode = 0755) {
+  return ::mkdir(path.c_str(), mode) == 0;
+}
 
 bool WriteFile(const std::string& path, absl::string_view data) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
@@ -112,7 +114,7 @@ std::string ReadFile(const std::string& path) {
 }
 
 struct stat Lstat(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   EXPECT_EQ(::lstat(path.c_str(), &st), 0) << path << ": " << std::strerror(errno);
   return st;
 }
@@ -147,8 +149,8 @@ std::map<std::string, std::string> Describe(const std::string& root, bool mtimes
       std::string child = rel.empty() ? name : rel + "/" + name;
       std::string path = root + "/" + child;
       struct stat st = Lstat(path);
-      std::string line = absl::StrCat("mode=", absl::Hex(st.st_mode), " owner=", st.st_uid, ":",
-                                      st.st_gid);
+      std::string line =
+          absl::StrCat("mode=", absl::Hex(st.st_mode), " owner=", st.st_uid, ":", st.st_gid);
       if (S_ISREG(st.st_mode)) {
         auto [it, first] = inodes.try_emplace({st.st_dev, st.st_ino}, child);
         if (!first) absl::StrAppend(&line, " link=", it->second);
@@ -169,7 +171,8 @@ std::map<std::string, std::string> Describe(const std::string& root, bool mtimes
       for (const std::string& x : xattrs) {
         char value[256];
         ssize_t len = ::lgetxattr(path.c_str(), x.c_str(), value, sizeof(value));
-        absl::StrAppend(&line, " ", x, "=", absl::CHexEscape(std::string(value, len < 0 ? 0 : len)));
+        absl::StrAppend(&line, " ", x, "=",
+                        absl::CHexEscape(std::string(value, len < 0 ? 0 : len)));
       }
       out[child] = line;
       if (S_ISDIR(st.st_mode)) todo.push_back(child);
@@ -195,7 +198,9 @@ class LayerTest : public ::testing::Test {
   }
 
   std::string Path(absl::string_view rel) const { return absl::StrCat(dir_.path(), "/", rel); }
-  std::string Target(absl::string_view rel = "") const { return absl::StrCat(Path("target"), "/", rel); }
+  std::string Target(absl::string_view rel = "") const {
+    return absl::StrCat(Path("target"), "/", rel);
+  }
 
   absl::StatusOr<ApplyResult> Apply(absl::string_view bytes, const std::string& dir,
                                     ApplyOptions options = {},
@@ -347,8 +352,8 @@ TEST_F(LayerTest, RootEntrySetsTheTargetsMetadata) {
 
 TEST_F(LayerTest, KeepsXattrs) {
   // A v2 file capability: CAP_NET_BIND_SERVICE, effective.
-  const std::string cap("\x01\x00\x00\x02\x00\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00",
-                        20);
+  const std::string cap(
+      "\x01\x00\x00\x02\x00\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00", 20);
   TarEntry ping = File("ping", "elf", 0755);
   ping.uid = 1000;  // chown would drop a capability set before it
   ping.xattrs = {{"security.capability", cap}, {"user.note", std::string("a\0b", 3)}};
@@ -436,9 +441,9 @@ TEST_F(LayerTest, OverlayWhiteoutsBecomeDevicesAndXattrs) {
   ASSERT_TRUE(WriteFile(Target("d/from-this-snapshot"), "x"));
   TarEntry whiteout = File(".wh.gone");
   whiteout.uid = 3;
-  ASSERT_THAT(Apply({whiteout, Dir("d"), File("d/.wh..wh..opq"), File("d/new"),
-                     File("e/.wh.deep")}),
-              IsOk());
+  ASSERT_THAT(
+      Apply({whiteout, Dir("d"), File("d/.wh..wh..opq"), File("d/new"), File("e/.wh.deep")}),
+      IsOk());
   struct stat gone = Lstat(Target("gone"));
   EXPECT_TRUE(S_ISCHR(gone.st_mode));
   EXPECT_EQ(gone.st_rdev, makedev(0, 0));
@@ -472,10 +477,10 @@ TEST_F(LayerTest, DeleteOpaqueKeepsThisLayersEarlierEntries) {
                      File("d/sub2/old"), File("other")},
                     DeleteMode()),
               IsOk());
-  ASSERT_THAT(Apply({Dir("d"), File("d/early"), File("d/sub2/new"), File("d/.wh..wh..opq"),
-                     File("d/late")},
-                    DeleteMode()),
-              IsOk());
+  ASSERT_THAT(
+      Apply({Dir("d"), File("d/early"), File("d/sub2/new"), File("d/.wh..wh..opq"), File("d/late")},
+            DeleteMode()),
+      IsOk());
   EXPECT_TRUE(Exists(Target("d/early")));
   EXPECT_TRUE(Exists(Target("d/late")));
   EXPECT_TRUE(Exists(Target("d/sub2/new"))) << "a directory this layer wrote into";
@@ -490,15 +495,15 @@ TEST_F(LayerTest, OverlayMountHidesWhatWhiteoutsDelete) {
   ASSERT_TRUE(MakeDir(Path("a")));
   ASSERT_TRUE(MakeDir(Path("b")));
   ASSERT_TRUE(MakeDir(Path("merged")));
-  ASSERT_THAT(Apply(MakeTar({File("keep", "1"), File("gone", "1"), Dir("d"), File("d/old")}),
-                    Path("a")),
-              IsOk());
+  ASSERT_THAT(
+      Apply(MakeTar({File("keep", "1"), File("gone", "1"), Dir("d"), File("d/old")}), Path("a")),
+      IsOk());
   ASSERT_THAT(Apply(MakeTar({File(".wh.gone"), Dir("d"), File("d/.wh..wh..opq"), File("d/new")}),
                     Path("b")),
               IsOk());
   absl::StatusOr<snapshotter::MountGuard> mount = snapshotter::MountAll(
-      {snapshotter::Mount{"overlay", "overlay", "",
-                          {absl::StrCat("lowerdir=", Path("b"), ":", Path("a"))}}},
+      {snapshotter::Mount{
+          "overlay", "overlay", "", {absl::StrCat("lowerdir=", Path("b"), ":", Path("a"))}}},
       Path("merged"));
   ASSERT_THAT(mount, IsOk());
   EXPECT_TRUE(Exists(Path("merged/keep")));
@@ -783,9 +788,7 @@ TEST_P(EscapeTest, NothingLeavesTheTarget) {
   }
 }
 
-TarEntry Dropped(std::string name) {
-  return File(std::move(name), "dropped");
-}
+TarEntry Dropped(std::string name) { return File(std::move(name), "dropped"); }
 
 // A case whose entry lands at `at` inside the target.
 EscapeCase Lands(std::string name, std::vector<TarEntry> entries, std::string at,
@@ -818,7 +821,8 @@ INSTANTIATE_TEST_SUITE_P(
         Lands("SymlinkUpAndOut", {Symlink("up", "../.."), Dropped("up/x")}, "x"),
         Lands("SymlinkToOutsideRelative", {Symlink("rel", "../outside"), Dropped("rel/passwd")},
               "outside/passwd"),
-        Lands("SymlinkChain", {Symlink("a", "b"), Symlink("b", "../../outside"), Dropped("a/etc/f")},
+        Lands("SymlinkChain",
+              {Symlink("a", "b"), Symlink("b", "../../outside"), Dropped("a/etc/f")},
               "outside/etc/f"),
         Lands("SymlinkThenDirEntry", {Symlink("d", "$OUT"), Dir("d"), Dropped("d/f")}, "d/f"),
         Lands("SymlinkReplacedByFile", {Symlink("s", "$OUT/passwd"), Dropped("s")}, "s"),
@@ -845,8 +849,8 @@ INSTANTIATE_TEST_SUITE_P(
         // must resolve the path anew, not reuse the old directory.
         Lands("DirReplacedBySymlinkThenWrite",
               {Dir("d"), Dropped("d/f1"), Symlink("d", "$OUT"), Dropped("d/f2")}, "$OUT/f2"),
-        Fails("DirReplacedByFileThenWrite", {Dir("a"), Dropped("a/x"), Dropped("a"), Dropped("a/y")},
-              "a/y"),
+        Fails("DirReplacedByFileThenWrite",
+              {Dir("a"), Dropped("a/x"), Dropped("a"), Dropped("a/y")}, "a/y"),
         // "s" resolves through d/c; once d/c is a file, "s/f2" has no parent.
         Fails("ParentResolvedThroughAReplacedDir",
               {Dir("d"), Dir("d/c"), Symlink("s", "d/c/.."), Dropped("s/f1"), Dropped("s/c"),
@@ -911,10 +915,9 @@ TEST_F(LayerTest, DiffTarLooksLikeContainerds) {
   std::string tar;
   ASSERT_THAT(Diff("", Target(), DiffMode::kOverlayUpper, Compression::kNone, &tar), IsOk());
   std::vector<ListedEntry> entries = ListTar(tar);
-  EXPECT_THAT(Names(entries),
-              ElementsAre("big", "bin/", "bin/sh", "bin/su", "bin/su-again", "empty", "etc/",
-                          "etc/.wh.removed", "fifo", "null", "opaque/", "opaque/.wh..wh..opq",
-                          "opaque/only"));
+  EXPECT_THAT(Names(entries), ElementsAre("big", "bin/", "bin/sh", "bin/su", "bin/su-again",
+                                          "empty", "etc/", "etc/.wh.removed", "fifo", "null",
+                                          "opaque/", "opaque/.wh..wh..opq", "opaque/only"));
   EXPECT_EQ(entries[4].hardlink, "bin/su");
   EXPECT_EQ(entries[2].symlink, "su");
   EXPECT_EQ(entries[3].xattrs, (std::map<std::string, std::string>{
@@ -940,10 +943,17 @@ TEST_F(LayerTest, OverlayUpperRefusesMetacopyAndRedirects) {
 }
 
 TEST_F(LayerTest, CompareDiffFindsTheChanges) {
-  std::vector<TarEntry> base = {
-      Dir("d"), File("d/same", "same"), File("d/content", "aaaa"), File("d/mode", "m"),
-      File("d/deleted", "x"), Dir("d/deleted-dir"), File("d/deleted-dir/f"), File("d/becomes-dir"),
-      Symlink("d/link", "same"), Dir("untouched"), File("untouched/f")};
+  std::vector<TarEntry> base = {Dir("d"),
+                                File("d/same", "same"),
+                                File("d/content", "aaaa"),
+                                File("d/mode", "m"),
+                                File("d/deleted", "x"),
+                                Dir("d/deleted-dir"),
+                                File("d/deleted-dir/f"),
+                                File("d/becomes-dir"),
+                                Symlink("d/link", "same"),
+                                Dir("untouched"),
+                                File("untouched/f")};
   ASSERT_TRUE(MakeDir(Path("lower")));
   ASSERT_TRUE(MakeDir(Path("upper")));
   ASSERT_THAT(Apply(MakeTar(base), Path("lower"), DeleteMode()), IsOk());
@@ -999,10 +1009,11 @@ TEST_F(LayerTest, BusyboxRoundTripsByteForByte) {
   std::string busybox = ReadFile("/bin/busybox");
   ASSERT_GT(busybox.size(), 100000u);
   TarEntry bin = File("bin/busybox", busybox, 0755);
-  ASSERT_THAT(Apply(Gzip(MakeTar({Dir("bin"), bin, Symlink("bin/sh", "busybox"),
-                                  Symlink("bin/ls", "/bin/busybox"), Hardlink("bin/cat", "bin/busybox")})),
-                    Target()),
-              IsOk());
+  ASSERT_THAT(
+      Apply(Gzip(MakeTar({Dir("bin"), bin, Symlink("bin/sh", "busybox"),
+                          Symlink("bin/ls", "/bin/busybox"), Hardlink("bin/cat", "bin/busybox")})),
+            Target()),
+      IsOk());
   std::string layer;
   ASSERT_THAT(Diff("", Target(), DiffMode::kOverlayUpper, Compression::kZstd, &layer), IsOk());
   ASSERT_TRUE(MakeDir(Path("again")));

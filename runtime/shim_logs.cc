@@ -37,30 +37,32 @@ ShimLogs::~ShimLogs() {
 absl::Status ShimLogs::Add(const std::string& bundle) {
   const std::string path = bundle + "/log";
   if (::mkfifo(path.c_str(), 0700) != 0 && errno != EEXIST) return ErrnoStatus("mkfifo", path);
-  Fifo fifo;
-  fifo.read.Reset(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
-  if (!fifo.read.valid()) return ErrnoStatus("open", path);
-  fifo.write.Reset(::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC));
-  if (!fifo.write.valid()) return ErrnoStatus("open", path);
+  auto fifo = std::make_shared<Fifo>();
+  fifo->read.Reset(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+  if (!fifo->read.valid()) return ErrnoStatus("open", path);
+  fifo->write.Reset(::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC));
+  if (!fifo->write.valid()) return ErrnoStatus("open", path);
+  const int fd = fifo->read.get();
+  absl::MutexLock lock(&mu_);
   epoll_event event{};
   event.events = EPOLLIN;
-  event.data.fd = fifo.read.get();
-  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fifo.read.get(), &event) != 0) {
+  event.data.fd = fd;
+  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &event) != 0) {
     return ErrnoStatus("epoll_ctl", path);
   }
-  absl::MutexLock lock(&mu_);
-  fifos_[bundle] = std::move(fifo);
+  by_bundle_[bundle] = fifo;
+  by_fd_[fd] = std::move(fifo);
   return absl::OkStatus();
 }
 
 void ShimLogs::Remove(const std::string& bundle) {
   absl::MutexLock lock(&mu_);
-  auto found = fifos_.find(bundle);
-  if (found == fifos_.end()) return;
-  ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, found->second.read.get(), nullptr);
-  // Closed under the lock: the copying thread reads under it too, so it
-  // never reads an fd number closed and reused meanwhile.
-  fifos_.erase(found);
+  auto found = by_bundle_.find(bundle);
+  if (found == by_bundle_.end()) return;
+  const int fd = found->second->read.get();
+  ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
+  by_fd_.erase(fd);
+  by_bundle_.erase(found);
 }
 
 void ShimLogs::Copy() {
@@ -69,16 +71,17 @@ void ShimLogs::Copy() {
   for (;;) {
     int n = ::epoll_wait(epoll_.get(), events, 16, -1);
     if (n < 0 && errno != EINTR) return;
-    absl::MutexLock lock(&mu_);
-    if (stopping_) return;
     for (int i = 0; i < n; ++i) {
-      const int fd = events[i].data.fd;
-      if (fd == wake_.get()) continue;
-      bool known = false;
-      for (const auto& [bundle, fifo] : fifos_) known = known || fifo.read.get() == fd;
-      if (!known) continue;
+      std::shared_ptr<Fifo> fifo;
+      {
+        absl::MutexLock lock(&mu_);
+        if (stopping_) return;
+        auto found = by_fd_.find(events[i].data.fd);
+        if (found == by_fd_.end()) continue;  // the wake-up, or removed meanwhile
+        fifo = found->second;
+      }
       ssize_t got;
-      while ((got = ::read(fd, buffer, sizeof buffer)) > 0) {
+      while ((got = ::read(fifo->read.get(), buffer, sizeof buffer)) > 0) {
         for (ssize_t done = 0; done < got;) {
           ssize_t wrote = ::write(out_, buffer + done, got - done);
           if (wrote <= 0) break;

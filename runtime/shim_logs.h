@@ -40,9 +40,13 @@ class ShimLogs {
 
   const int out_;
   UniqueFd epoll_;
-  UniqueFd wake_;  // an eventfd: Remove and the destructor
+  UniqueFd wake_;  // an eventfd: the destructor's
   absl::Mutex mu_;
-  std::map<std::string, Fifo> fifos_ ABSL_GUARDED_BY(mu_);
+  // By bundle, and by the fd the copying thread reads. Shared: the thread
+  // copies outside the lock with its own reference, so a Remove meanwhile
+  // never closes (and lets the kernel reuse) the fd it reads.
+  std::map<std::string, std::shared_ptr<Fifo>> by_bundle_ ABSL_GUARDED_BY(mu_);
+  std::map<int, std::shared_ptr<Fifo>> by_fd_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };

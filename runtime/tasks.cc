@@ -4,7 +4,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/mount.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,7 +15,6 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -158,24 +156,16 @@ void TaskManager::CleanUpDeadShim(const std::shared_ptr<Task>& task) {
     auto kept = tasks_.find(std::make_pair(task->ns(), task->id()));
     // Deleted meanwhile (its shim shut down as it should), or replaced.
     if (kept == tasks_.end() || kept->second != task) return;
-    tasks_.erase(kept);
+    // Held as being created until the bundle is gone: no new task of this
+    // id may write into it meanwhile.
+    kept->second = nullptr;
   }
   log::Warn("a task's shim died; cleaning up after it",
             {{"namespace", task->ns()}, {"id", task->id()}});
-  shim_api::DeleteResponse deleted;
-  absl::StatusOr<std::string> binary = files::ReadFile(task->bundle() + "/shim");
-  if (binary.ok()) {
-    absl::StatusOr<std::string> out =
-        RunShim(*binary, task->ns(), task->id(), task->bundle(), "delete");
-    if (out.ok()) {
-      deleted.ParseFromString(*out);
-    } else {
-      log::Warn("cleaning up after a dead shim failed",
-                {{"id", task->id()}, {"error", out.status().ToString()}});
-    }
-  }
+  const shim_api::DeleteResponse deleted = DeleteThroughShim(task->ns(), task->id());
   logs_.Remove(task->bundle());
   RemoveBundle(task->bundle());
+  Forget(task->ns(), task->id());
   if (options_.publish) {
     ::containerd::events::TaskExit exit;
     exit.set_container_id(task->id());
@@ -303,8 +293,7 @@ absl::StatusOr<std::shared_ptr<Task>> TaskManager::Create(const CreateRequest& r
                                                    Quote(request.ns), ": already exists"));
     }
   }
-  const std::string bundle = absl::StrCat(options_.state, "/", request.ns, "/", request.id);
-  std::unique_ptr<ttrpc::Client> shim;
+  const std::string bundle = BundlePath(request.ns, request.id);
   absl::StatusOr<std::shared_ptr<Task>> created = [&]() -> absl::StatusOr<std::shared_ptr<Task>> {
     std::string binary = request.shim_path;
     if (binary.empty()) {
@@ -320,7 +309,7 @@ absl::StatusOr<std::shared_ptr<Task>> TaskManager::Create(const CreateRequest& r
     BERTH_RETURN_IF_ERROR(logs_.Add(bundle));
     BERTH_ASSIGN_OR_RETURN(std::string address,
                            RunShim(binary, request.ns, request.id, bundle, "start"));
-    BERTH_ASSIGN_OR_RETURN(shim, ttrpc::Client::Dial(address));
+    BERTH_ASSIGN_OR_RETURN(std::unique_ptr<ttrpc::Client> shim, ttrpc::Client::Dial(address));
     auto task = std::make_shared<Task>(request.ns, request.id, bundle, std::move(shim));
     shim_api::CreateTaskRequest shim_request = request.shim_request;
     shim_request.set_id(request.id);
@@ -382,9 +371,11 @@ absl::Status TaskManager::Delete(absl::string_view ns, absl::string_view id,
   request.set_id(task->id());
   BERTH_RETURN_IF_ERROR(task->Call("Delete", request, response));
   {
-    // No longer kept before its shim ends, so that the end is no death.
+    // No longer kept before its shim ends, so that the end is no death;
+    // held as being created until the bundle is gone, so that no new task
+    // of this id writes into it meanwhile.
     absl::MutexLock lock(&mu_);
-    tasks_.erase(std::make_pair(std::string(ns), std::string(id)));
+    tasks_[std::make_pair(task->ns(), task->id())] = nullptr;
   }
   shim_api::ShutdownRequest shutdown;
   shutdown.set_id(task->id());
@@ -392,11 +383,37 @@ absl::Status TaskManager::Delete(absl::string_view ns, absl::string_view id,
   task->Call("Shutdown", shutdown, nullptr).IgnoreError();
   logs_.Remove(task->bundle());
   RemoveBundle(task->bundle());
+  Forget(task->ns(), task->id());
   return absl::OkStatus();
 }
 
+std::string TaskManager::BundlePath(absl::string_view ns, absl::string_view id) const {
+  return absl::StrCat(options_.state, "/", ns, "/", id);
+}
+
+void TaskManager::Forget(const std::string& ns, const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  tasks_.erase(std::make_pair(ns, id));
+}
+
+shim_api::DeleteResponse TaskManager::DeleteThroughShim(const std::string& ns,
+                                                        const std::string& id) {
+  const std::string bundle = BundlePath(ns, id);
+  shim_api::DeleteResponse deleted;
+  absl::StatusOr<std::string> binary = files::ReadFile(bundle + "/shim");
+  if (!binary.ok()) return deleted;  // Create never got as far as a shim
+  absl::StatusOr<std::string> out = RunShim(*binary, ns, id, bundle, "delete");
+  if (out.ok()) {
+    deleted.ParseFromString(*out);
+  } else {
+    log::Warn("cleaning up after a dead shim failed",
+              {{"namespace", ns}, {"id", id}, {"error", out.status().ToString()}});
+  }
+  return deleted;
+}
+
 absl::Status TaskManager::RecoverBundle(const std::string& ns, const std::string& id) {
-  const std::string bundle = absl::StrCat(options_.state, "/", ns, "/", id);
+  const std::string bundle = BundlePath(ns, id);
   absl::StatusOr<std::string> address = files::ReadFile(bundle + "/address");
   if (address.ok()) {
     absl::StatusOr<std::unique_ptr<ttrpc::Client>> shim =
@@ -418,14 +435,7 @@ absl::Status TaskManager::RecoverBundle(const std::string& ns, const std::string
     }
   }
   // The shim is gone (or never served): its `delete` cleans up after it.
-  absl::StatusOr<std::string> binary = files::ReadFile(bundle + "/shim");
-  if (binary.ok()) {
-    absl::StatusOr<std::string> deleted = RunShim(*binary, ns, id, bundle, "delete");
-    if (!deleted.ok()) {
-      log::Warn("cleaning up after a dead shim failed",
-                {{"namespace", ns}, {"id", id}, {"error", deleted.status().ToString()}});
-    }
-  }
+  DeleteThroughShim(ns, id);
   RemoveBundle(bundle);
   return absl::NotFoundError(
       absl::StrCat("task ", Quote(id), " in namespace ", Quote(ns), ": its shim is gone"));

@@ -136,9 +136,6 @@ class TaskManager {
   absl::Status Delete(absl::string_view ns, absl::string_view id,
                       containerd::task::v2::DeleteResponse* response);
 
-  // The shim binary for runtime `name` (see above).
-  absl::StatusOr<std::string> ShimBinary(absl::string_view name) const;
-
   // At start-up: takes back every task a bundle in the state directory
   // names, through its shim's address — shims outlive the daemon, so
   // running tasks keep running and ones that exited meanwhile keep their
@@ -148,6 +145,15 @@ class TaskManager {
   int Recover();
 
  private:
+  // The shim binary for runtime `name` (see above).
+  absl::StatusOr<std::string> ShimBinary(absl::string_view name) const;
+  std::string BundlePath(absl::string_view ns, absl::string_view id) const;
+  // Drops the entry of (ns, id), a task or a placeholder.
+  void Forget(const std::string& ns, const std::string& id);
+  // Runs the bundle's shim binary's `delete`, which cleans up after a shim
+  // that is gone; its answer (empty if it failed, which is logged).
+  containerd::task::v2::DeleteResponse DeleteThroughShim(const std::string& ns,
+                                                         const std::string& id);
   // Runs `<shim> … <action>` in `bundle` ("start": the address it prints;
   // "delete": its DeleteResponse).
   absl::StatusOr<std::string> RunShim(const std::string& binary, const std::string& ns,

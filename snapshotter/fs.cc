@@ -158,10 +158,7 @@ absl::Status CopyMetadataByFd(int src, int dst, const struct stat& st, absl::str
 // destination directory this copy created.
 absl::Status CopyMetadataByPath(int src_dir, int dst_dir, const std::string& name,
                                 const struct stat& st, absl::string_view display) {
-  constexpr int kPathFlags = O_PATH | O_NOFOLLOW | O_CLOEXEC;
-  UniqueFd src(::openat(src_dir, name.c_str(), kPathFlags));
-  if (!src.valid()) return ErrnoStatus("open", display);
-  UniqueFd dst(::openat(dst_dir, name.c_str(), kPathFlags));
+  UniqueFd dst(::openat(dst_dir, name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
   if (!dst.valid()) return ErrnoStatus("open", display);
   if (::fchownat(dst.get(), "", st.st_uid, st.st_gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
     return ErrnoStatus("fchownat", display);
@@ -170,8 +167,8 @@ absl::Status CopyMetadataByPath(int src_dir, int dst_dir, const std::string& nam
   if (!S_ISLNK(st.st_mode) && ::fchmodat(dst_dir, name.c_str(), st.st_mode & 07777, 0) != 0) {
     return ErrnoStatus("fchmodat", display);
   }
-  BERTH_RETURN_IF_ERROR(CopyXattrs(-1, files::ProcPath(src_dir, name), -1,
-                                   files::ProcPath(dst_dir, name)));
+  BERTH_RETURN_IF_ERROR(
+      CopyXattrs(-1, files::ProcPath(src_dir, name), -1, files::ProcPath(dst_dir, name)));
   const struct timespec times[2] = {st.st_atim, st.st_mtim};
   if (::utimensat(dst_dir, name.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0) {
     return ErrnoStatus("utimensat", display);
@@ -192,8 +189,8 @@ absl::Status CopyRange(int src, int dst, off_t begin, off_t end, absl::string_vi
     if (kernel_copy) {
       off_t in = offset, out = offset;
       n = ::copy_file_range(src, &in, dst, &out, want, 0);
-      if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS ||
-                    errno == EOPNOTSUPP || errno == EIO)) {
+      if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP ||
+                    errno == EIO)) {
         kernel_copy = false;
         continue;
       }
@@ -306,8 +303,8 @@ class TreeCopier {
     return CopyMetadataByFd(src.get(), dst.get(), st, display);
   }
 
-  absl::Status CopySymlink(int src_dir, int dst_dir, const std::string& name,
-                           const struct stat& st, absl::string_view display) {
+  absl::Status CopySymlink(int src_dir, int dst_dir, const std::string& name, const struct stat& st,
+                           absl::string_view display) {
     std::string target(static_cast<size_t>(st.st_size) + 1, '\0');
     for (;;) {
       ssize_t n = ::readlinkat(src_dir, name.c_str(), target.data(), target.size());
@@ -341,7 +338,7 @@ class TreeCopier {
   }
 
   int dst_root_;
-  std::vector<std::string> path_;  // of the entry being copied, from the root
+  std::vector<std::string> path_;                        // of the entry being copied, from the root
   std::map<InodeKey, std::vector<std::string>> copied_;  // hard-linked inodes' first copies
 };
 

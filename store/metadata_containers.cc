@@ -159,17 +159,6 @@ absl::Status WriteContainer(Db& db, int64_t id, const Container& container, int6
   return ReplaceExtensions(db, id, container.extensions);
 }
 
-// Entry `key` of `into` becomes `from`'s, or goes when `from` has none.
-template <typename Map>
-void CopyEntry(Map& into, const Map& from, const std::string& key) {
-  auto it = from.find(key);
-  if (it == from.end()) {
-    into.erase(key);
-  } else {
-    into.insert_or_assign(key, it->second);
-  }
-}
-
 // The fields an empty mask replaces, in containerd's words.
 const std::vector<std::string> kReplacedWithoutMask = {"labels", "spec", "extensions", "image",
                                                        "snapshotkey"};

@@ -36,8 +36,8 @@ absl::Status ValidateImage(absl::string_view ns, const Image& image) {
   BERTH_RETURN_IF_ERROR(ValidateName(ns, image.name));
   const std::string what = ImageName(ns, image.name);
   BERTH_RETURN_IF_ERROR(Prefixed(what, ValidateLabels(image.labels)));
-  BERTH_RETURN_IF_ERROR(Prefixed(absl::StrCat(what, ": target digest"),
-                                 digest::Validate(image.target.digest)));
+  BERTH_RETURN_IF_ERROR(
+      Prefixed(absl::StrCat(what, ": target digest"), digest::Validate(image.target.digest)));
   if (image.target.size <= 0) {
     return absl::InvalidArgumentError(
         absl::StrCat(what, ": target size must be greater than zero, not ", image.target.size));
@@ -111,27 +111,19 @@ absl::StatusOr<Image> Masked(Image current, const Image& requested,
     current.target = requested.target;
     return current;
   }
-  auto set_one = [](std::map<std::string, std::string>& into,
-                    const std::map<std::string, std::string>& from, const std::string& key) {
-    auto it = from.find(key);
-    if (it == from.end() || it->second.empty()) {
-      into.erase(key);
-    } else {
-      into[key] = it->second;
-    }
-  };
+  // (An empty value, copied, is dropped when the labels are written.)
   for (const std::string& path : paths) {
     if (path == "labels") {
       current.labels = requested.labels;
     } else if (absl::StartsWith(path, "labels.")) {
-      set_one(current.labels, requested.labels, path.substr(sizeof("labels.") - 1));
+      CopyEntry(current.labels, requested.labels, path.substr(sizeof("labels.") - 1));
     } else if (path == "target") {
       current.target = requested.target;
     } else if (path == "annotations") {
       current.target.annotations = requested.target.annotations;
     } else if (absl::StartsWith(path, "annotations.")) {
-      set_one(current.target.annotations, requested.target.annotations,
-              path.substr(sizeof("annotations.") - 1));
+      CopyEntry(current.target.annotations, requested.target.annotations,
+                path.substr(sizeof("annotations.") - 1));
     } else {
       return absl::InvalidArgumentError(
           absl::StrCat("cannot update field ", Quote(path), " of ", what));
@@ -153,9 +145,9 @@ absl::StatusOr<Image> SqliteMetadataStore::GetImage(absl::string_view ns, absl::
 absl::StatusOr<std::vector<Image>> SqliteMetadataStore::ListImages(absl::string_view ns) {
   BERTH_RETURN_IF_ERROR(ValidateNamespaceName(ns));
   return Read([&](Db& db) -> absl::StatusOr<std::vector<Image>> {
-    BERTH_ASSIGN_OR_RETURN(
-        Statement rows, db.Prepare(absl::StrCat("SELECT ", kImageColumns,
-                                                " FROM images WHERE namespace = ?1 ORDER BY name")));
+    BERTH_ASSIGN_OR_RETURN(Statement rows, db.Prepare(absl::StrCat(
+                                               "SELECT ", kImageColumns,
+                                               " FROM images WHERE namespace = ?1 ORDER BY name")));
     BERTH_RETURN_IF_ERROR(rows.Bind(1, ns));
     std::vector<Image> out;
     while (true) {
@@ -201,8 +193,8 @@ absl::StatusOr<Image> SqliteMetadataStore::UpdateImage(
   const int64_t now = ToNanos(absl::Now());
   return Write([&](Db& db) -> absl::StatusOr<Image> {
     BERTH_ASSIGN_OR_RETURN(ImageRow row, FindImage(db, ns, image.name));
-    BERTH_ASSIGN_OR_RETURN(
-        Image updated, Masked(row.image, image, field_mask_paths, ImageName(ns, image.name)));
+    BERTH_ASSIGN_OR_RETURN(Image updated,
+                           Masked(row.image, image, field_mask_paths, ImageName(ns, image.name)));
     BERTH_RETURN_IF_ERROR(ValidateImage(ns, updated));
     BERTH_RETURN_IF_ERROR(WriteTarget(db, row.id, updated, now));
     BERTH_ASSIGN_OR_RETURN(ImageRow written, FindImage(db, ns, image.name));

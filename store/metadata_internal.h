@@ -71,8 +71,8 @@ struct LabelTable {
   std::string clear;   // ?1 owner
 };
 
-extern const LabelTable kNamespaceLabels;  // owner: the namespace's name
-extern const LabelTable kBlobLabels;       // owner: blobs.id
+extern const LabelTable kNamespaceLabels;   // owner: the namespace's name
+extern const LabelTable kBlobLabels;        // owner: blobs.id
 extern const LabelTable kLeaseLabels;       // owner: leases.id
 extern const LabelTable kImageLabels;       // owner: images.id
 extern const LabelTable kImageAnnotations;  // owner: images.id (the target's)
@@ -100,6 +100,18 @@ absl::Status SetLabel(sqlite::Db& db, const LabelTable& table, const Owner& owne
   BERTH_RETURN_IF_ERROR(stmt.Bind(2, key));
   if (!value.empty()) BERTH_RETURN_IF_ERROR(stmt.Bind(3, value));
   return stmt.Run();
+}
+
+// A field mask's "<field>.<key>": entry `key` of `into` becomes `from`'s,
+// or goes when `from` has none.
+template <typename Map>
+void CopyEntry(Map& into, const Map& from, const std::string& key) {
+  auto it = from.find(key);
+  if (it == from.end()) {
+    into.erase(key);
+  } else {
+    into.insert_or_assign(key, it->second);
+  }
 }
 
 // The labels become exactly `labels` (empty values dropped).
@@ -163,8 +175,7 @@ class SqliteMetadataStore final : public MetadataStore {
       const Namespace& ns, const std::vector<std::string>& field_mask_paths) override;
   absl::Status DeleteNamespace(absl::string_view name) override;
 
-  absl::StatusOr<ContentRecord> GetContent(absl::string_view ns,
-                                           absl::string_view digest) override;
+  absl::StatusOr<ContentRecord> GetContent(absl::string_view ns, absl::string_view digest) override;
   absl::StatusOr<std::vector<ContentRecord>> ListContent(absl::string_view ns) override;
   absl::Status AddContent(absl::string_view ns, const ContentRecord& record,
                           absl::string_view lease_id) override;

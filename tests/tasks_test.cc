@@ -393,5 +393,36 @@ TEST(TasksConfigTest, TheConfigMapsARuntimeNameToAnotherShim) {
   EXPECT_EQ(TaskStatus(berthd, "mapped"), "");
 }
 
+// A Wait still pending (a client waiting on a running task, as `ctr run`
+// does) does not hold berthd's stop: the call is cancelled and berthd stops
+// as it should; the task runs on in its shim, and berthd started again
+// takes it back.
+TEST(TasksStopTest, APendingWaitDoesNotHoldBerthdsStop) {
+  TempDir dir;
+  Daemon berthd;
+  ASSERT_THAT(berthd.Start(), IsOk());
+  ASSERT_EQ(ImportBusybox(berthd, dir.path()).exit_code, 0);
+  CommandResult r = Ctr(berthd, {"run", "-d", "--fifo-dir", dir.path(), kBusybox, "waited",
+                                 "/bin/busybox", "sleep", "311"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  grpc::Status waited;
+  std::thread waiting([&] {
+    tasks_api::WaitRequest request;
+    request.set_container_id("waited");
+    tasks_api::WaitResponse response;
+    waited = tasks_api::Tasks::NewStub(Connect(berthd))
+                 ->Wait(NamespacedContext("default").get(), request, &response);
+  });
+  absl::SleepFor(absl::Milliseconds(300));  // the call reaches berthd
+  const absl::Time stop = absl::Now();
+  EXPECT_EQ(berthd.Stop(SIGTERM), 0);
+  EXPECT_LT(absl::Now() - stop, absl::Seconds(8)) << "gRPC's shutdown grace is 2 s";
+  waiting.join();
+  EXPECT_FALSE(waited.ok()) << "the task has not exited";
+  ASSERT_THAT(berthd.Start(), IsOk());
+  EXPECT_EQ(TaskStatus(berthd, "waited"), "RUNNING");
+  RemoveTasksAndContainers(berthd);
+}
+
 }  // namespace
 }  // namespace berth::testing

@@ -7,6 +7,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "base/log.h"
 #include "base/status.h"
 #include "base/strings.h"
@@ -49,6 +50,52 @@ absl::Status ProcessState(Task& task, const std::string& exec_id,
   return absl::OkStatus();
 }
 
+// A Wait call: finished by the shim's answer, or by the client's (or the
+// server's shutdown) cancelling it first — whichever comes first; the other
+// is dropped. The shim's answer may come long after the call is gone, so
+// it holds only the shared state, never the reactor itself.
+class WaitReactor final : public grpc::ServerUnaryReactor {
+ public:
+  explicit WaitReactor(api::WaitResponse* response) : state_(std::make_shared<State>()) {
+    state_->reactor = this;
+    state_->response = response;
+  }
+
+  // Where the shim's answer goes.
+  ttrpc::Client::Done Answer() {
+    return [state = state_](absl::StatusOr<std::string> answer) {
+      if (!state->Claim()) return;
+      shim_api::WaitResponse waited;
+      if (answer.ok() && !waited.ParseFromString(*answer)) {
+        answer = absl::InternalError("the shim answered Wait with garbage");
+      }
+      if (!answer.ok()) return state->reactor->Finish(ToGrpcStatus(answer.status()));
+      state->response->set_exit_status(waited.exit_status());
+      *state->response->mutable_exited_at() = waited.exited_at();
+      state->reactor->Finish(grpc::Status::OK);
+    };
+  }
+
+  void OnCancel() override {
+    if (state_->Claim()) Finish(grpc::Status::CANCELLED);
+  }
+  void OnDone() override { delete this; }
+
+ private:
+  struct State {
+    // True for the first caller only: it alone may finish the call.
+    bool Claim() {
+      absl::MutexLock lock(&mu);
+      return !std::exchange(finished, true);
+    }
+    absl::Mutex mu;
+    bool finished ABSL_GUARDED_BY(mu) = false;
+    WaitReactor* reactor = nullptr;
+    api::WaitResponse* response = nullptr;
+  };
+  const std::shared_ptr<State> state_;
+};
+
 class Service final : public api::Tasks::CallbackService, public daemon::GrpcService {
  public:
   Service(std::shared_ptr<TaskManager> tasks, std::shared_ptr<store::MetadataStore> metadata)
@@ -70,10 +117,6 @@ class Service final : public api::Tasks::CallbackService, public daemon::GrpcSer
         return absl::UnimplementedError(
             absl::StrCat("task ", Quote(request->container_id()),
                          ": restoring from a checkpoint is not supported"));
-      }
-      if (!container.spec.has_value()) {
-        return absl::FailedPreconditionError(
-            absl::StrCat("container ", Quote(container.id), " has no spec"));
       }
       TaskManager::CreateRequest create;
       create.ns = ns;
@@ -322,13 +365,24 @@ class Service final : public api::Tasks::CallbackService, public daemon::GrpcSer
       BERTH_ASSIGN_OR_RETURN(std::string ns, RequestNamespace(*context));
       BERTH_ASSIGN_OR_RETURN(filters::Filter filter, filters::Filter::ParseAny(request->filters()));
       for (const std::shared_ptr<Task>& task : tasks_->List(ns)) {
-        ::containerd::v1::types::Process process;
-        process.set_id(task->id());
-        if (!filter.Match(ProcessAdaptor(process))) continue;
+        // Metrics select tasks by id and namespace, as containerd's do.
+        const filters::FunctionAdaptor fields(
+            [&](const std::vector<std::string>& path) -> std::optional<std::string> {
+              if (path.size() != 1) return std::nullopt;
+              if (path[0] == "id") return task->id();
+              if (path[0] == "namespace") return task->ns();
+              return std::nullopt;
+            });
+        if (!filter.Match(fields)) continue;
         shim_api::StatsRequest stats;
         stats.set_id(task->id());
         shim_api::StatsResponse answered;
-        BERTH_RETURN_IF_ERROR(task->Call("Stats", stats, &answered));
+        // One task's shim that cannot answer leaves the others' figures.
+        if (absl::Status asked = task->Call("Stats", stats, &answered); !asked.ok()) {
+          log::Warn("a task's metrics are missing",
+                    {{"id", task->id()}, {"error", asked.ToString()}});
+          continue;
+        }
         ::containerd::types::Metric* metric = response->add_metrics();
         *metric->mutable_timestamp() = ToTimestamp(absl::Now());
         metric->set_id(task->id());
@@ -348,18 +402,8 @@ class Service final : public api::Tasks::CallbackService, public daemon::GrpcSer
     shim_api::WaitRequest wait;
     wait.set_id((*task)->id());
     wait.set_exec_id(request->exec_id());
-    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    (*task)->CallAsync("Wait", wait, [reactor, response](absl::StatusOr<std::string> answer) {
-      if (!answer.ok()) return reactor->Finish(ToGrpcStatus(answer.status()));
-      shim_api::WaitResponse waited;
-      if (!waited.ParseFromString(*answer)) {
-        return reactor->Finish(
-            ToGrpcStatus(absl::InternalError("the shim answered Wait with garbage")));
-      }
-      response->set_exit_status(waited.exit_status());
-      *response->mutable_exited_at() = waited.exited_at();
-      reactor->Finish(grpc::Status::OK);
-    });
+    auto* reactor = new WaitReactor(response);
+    (*task)->CallAsync("Wait", wait, reactor->Answer());
     return reactor;
   }
 
@@ -409,8 +453,8 @@ void Register(daemon::Registry& registry) {
                        TaskManager::Options options;
                        options.state = ic.state();
                        options.daemon_address = ic.address();
-                       options.ttrpc_address = ic.address() + ".ttrpc";
-        options.shims = ic.runtime_shims();
+                       options.ttrpc_address = daemon::TtrpcAddress(ic.address());
+                       options.shims = ic.runtime_shims();
                        char self[4096];
                        ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
                        if (n > 0) options.publish_binary.assign(self, n);
