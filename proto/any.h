@@ -1,7 +1,7 @@
-// Reading a google.protobuf.Any as containerd writes them: its type URLs
-// are often the bare message name ("containerd.runc.v1.Options"), which
-// protobuf's own Any::UnpackTo refuses (it wants ".../<name>"). For the
-// full runtime and the lite one alike.
+// google.protobuf.Any as containerd writes them: its type URLs are often
+// the bare message name ("containerd.runc.v1.Options"), which protobuf's
+// own Any::UnpackTo refuses (it wants ".../<name>") and PackFrom does not
+// write. For the full runtime and the lite one alike.
 #ifndef BERTH_PROTO_ANY_H_
 #define BERTH_PROTO_ANY_H_
 
@@ -20,6 +20,13 @@ bool UnpackAny(const Any& any, Message* out) {
       (url.size() > name.size() && url.compare(url.size() - name.size(), name.size(), name) == 0 &&
        url[url.size() - name.size() - 1] == '/');
   return named && out->ParseFromString(any.value());
+}
+
+// `message` into `out` under its bare name, as containerd names types.
+template <typename Message, typename Any>
+void PackAny(const Message& message, Any* out) {
+  out->set_type_url(message.GetTypeName());
+  out->set_value(message.SerializeAsString());
 }
 
 }  // namespace berth::proto

@@ -21,6 +21,7 @@
 #include "base/status.h"
 #include "base/strings.h"
 #include "base/unique_fd.h"
+#include "proto/any.h"
 
 namespace berth::shim {
 namespace {
@@ -149,12 +150,11 @@ absl::StatusOr<std::map<std::string, std::string>> BlockDevices(const CgroupHost
 }
 
 // One blkio file: "major:minor [op] value" lines and a "Total value" line;
-// false when absent.
-absl::StatusOr<bool> ReadBlkio(const std::string& path,
-                               const std::map<std::string, std::string>& devices,
-                               google::protobuf::RepeatedPtrField<v1::BlkIOEntry>* out) {
+// nothing when absent.
+absl::Status ReadBlkio(const std::string& path, const std::map<std::string, std::string>& devices,
+                       google::protobuf::RepeatedPtrField<v1::BlkIOEntry>* out) {
   BERTH_ASSIGN_OR_RETURN(std::optional<std::string> text, ReadIfPresent(path));
-  if (!text.has_value()) return false;
+  if (!text.has_value()) return absl::OkStatus();
   for (absl::string_view line : absl::StrSplit(*text, '\n', absl::SkipWhitespace())) {
     std::vector<absl::string_view> fields = absl::StrSplit(line, ' ', absl::SkipEmpty());
     if (fields.size() == 2 && fields[0] == "Total") continue;
@@ -173,7 +173,7 @@ absl::StatusOr<bool> ReadBlkio(const std::string& path,
     entry->set_minor(minor);
     entry->set_value(value);
   }
-  return true;
+  return absl::OkStatus();
 }
 
 absl::Status BlkioV1(const std::string& dir, const CgroupHost& host, v1::BlkIOStat& out) {
@@ -193,9 +193,8 @@ absl::Status BlkioV1(const std::string& dir, const CgroupHost& host, v1::BlkIOSt
   };
   bool any = false;
   for (const auto& [name, entries] : cfq) {
-    BERTH_ASSIGN_OR_RETURN(bool present,
-                           ReadBlkio(absl::StrCat(dir, "/blkio.", name), devices, entries));
-    any = any || (present && !entries->empty());
+    BERTH_RETURN_IF_ERROR(ReadBlkio(absl::StrCat(dir, "/blkio.", name), devices, entries));
+    any = any || !entries->empty();
   }
   if (any) return absl::OkStatus();
   const std::pair<const char*, Entries*> throttle[] = {
@@ -203,7 +202,7 @@ absl::Status BlkioV1(const std::string& dir, const CgroupHost& host, v1::BlkIOSt
       {"throttle.io_service_bytes", out.mutable_io_service_bytes_recursive()},
   };
   for (const auto& [name, entries] : throttle) {
-    BERTH_RETURN_IF_ERROR(ReadBlkio(absl::StrCat(dir, "/blkio.", name), devices, entries).status());
+    BERTH_RETURN_IF_ERROR(ReadBlkio(absl::StrCat(dir, "/blkio.", name), devices, entries));
   }
   return absl::OkStatus();
 }
@@ -517,19 +516,23 @@ absl::StatusOr<v2::Metrics> StatsV2(const std::string& dir, const CgroupHost& ho
 
 absl::StatusOr<google::protobuf::Any> StatsOf(const Cgroups& cgroups, const CgroupHost& host) {
   google::protobuf::Any any;
-  // containerd's type URLs are the bare message names.
   if (!cgroups.v1.empty()) {
     BERTH_ASSIGN_OR_RETURN(v1::Metrics metrics, StatsV1(cgroups, host));
-    any.set_type_url(metrics.GetTypeName());
-    any.set_value(metrics.SerializeAsString());
+    proto::PackAny(metrics, &any);
   } else if (!cgroups.v2.empty()) {
     BERTH_ASSIGN_OR_RETURN(v2::Metrics metrics, StatsV2(cgroups.v2, host));
-    any.set_type_url(metrics.GetTypeName());
-    any.set_value(metrics.SerializeAsString());
+    proto::PackAny(metrics, &any);
   } else {
     return absl::FailedPreconditionError("the task is in no cgroup");
   }
   return any;
+}
+
+uint64_t OomKills(const std::string& memory_events) {
+  absl::StatusOr<std::map<std::string, uint64_t>> events = ReadKeyed(memory_events);
+  if (!events.ok()) return 0;
+  auto kills = events->find("oom_kill");
+  return kills == events->end() ? 0 : kills->second;
 }
 
 }  // namespace berth::shim

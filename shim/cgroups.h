@@ -67,6 +67,10 @@ absl::StatusOr<io::containerd::cgroups::v2::Metrics> StatsV2(const std::string& 
 // FailedPrecondition when it has neither.
 absl::StatusOr<google::protobuf::Any> StatsOf(const Cgroups& cgroups, const CgroupHost& host = {});
 
+// The oom_kill count of a cgroup v2 memory.events file; 0 if it cannot be
+// read.
+uint64_t OomKills(const std::string& memory_events);
+
 }  // namespace berth::shim
 
 #endif  // BERTH_SHIM_CGROUPS_H_

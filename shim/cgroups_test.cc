@@ -192,7 +192,7 @@ TEST_F(CgroupsTest, StatsV2ReadTheUnifiedFiles) {
 }
 
 // A file that is there but not what the kernel writes is an error naming
-// it; an unreadable one too.
+// it.
 TEST_F(CgroupsTest, MalformedFilesAreErrorsNamingThem) {
   Write("partitions", "");
   Write("cgroup/memory/c1/memory.stat", "cache lots\n");

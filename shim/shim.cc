@@ -99,6 +99,32 @@ std::string LastRuntimeError(const std::string& log_path) {
       last.substr(at, end == absl::string_view::npos ? absl::string_view::npos : end - at));
 }
 
+// In a forked child: the signal state a program expects — the shim blocks
+// SIGCHLD (for its signalfd) and ignores SIGPIPE, and both would survive
+// the exec — then `argv`, with `envp` (nullptr: the shim's environment and
+// a PATH search).
+[[noreturn]] void ExecChild(char* const argv[], char* const envp[]) {
+  ::sigset_t none;
+  ::sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  ::signal(SIGPIPE, SIG_DFL);
+  if (envp == nullptr) {
+    ::execvp(argv[0], argv);
+  } else {
+    ::execve(argv[0], argv, envp);
+  }
+  ::_exit(127);
+}
+
+// A close-on-exec pipe; errors name `what`.
+absl::Status MakePipe(UniqueFd& read, UniqueFd& write, absl::string_view what) {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) return ErrnoStatus("pipe", what);
+  read.Reset(p[0]);
+  write.Reset(p[1]);
+  return absl::OkStatus();
+}
+
 // Runs the OCI runtime with `args` and waits for it; its stdio is
 // `stdio` (-1: /dev/null). The error names the command and what the
 // runtime logged.
@@ -113,14 +139,10 @@ absl::Status RunRuntime(const std::string& binary, const std::string& root,
   if (pid == 0) {
     int null = ::open("/dev/null", O_RDWR);
     for (int fd = 0; fd < 3; ++fd) ::dup2(stdio[fd] >= 0 ? stdio[fd] : null, fd);
-    ::sigset_t all;
-    ::sigemptyset(&all);
-    ::sigprocmask(SIG_SETMASK, &all, nullptr);
     std::vector<char*> cargv;
     for (std::string& a : argv) cargv.push_back(a.data());
     cargv.push_back(nullptr);
-    ::execvp(cargv[0], cargv.data());
-    ::_exit(127);
+    ExecChild(cargv.data(), nullptr);
   }
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
@@ -156,7 +178,8 @@ class Pump {
   }
 
   void Stop() {
-    if (reading_) loop_.Remove(from_);
+    // While output is pending, the loop watches `to` instead of `from`.
+    if (reading_ && pending_.empty()) loop_.Remove(from_);
     if (!pending_.empty()) loop_.Remove(to_);
     reading_ = false;
     pending_.clear();
@@ -191,7 +214,9 @@ class Pump {
     }
     if (data.empty() || full_ == Full::kDrop || errno != EAGAIN) return;
     pending_.assign(data.data(), data.size());
-    loop_.Modify(from_, 0).IgnoreError();
+    // Out of the loop rather than masked: epoll reports a hang-up whatever
+    // the mask, and a closed `from` would wake the loop for ever.
+    loop_.Remove(from_);
     loop_.Add(to_, EPOLLOUT, [this](uint32_t) { Flush(); }).IgnoreError();
   }
 
@@ -199,7 +224,7 @@ class Pump {
     std::string pending = std::move(pending_);
     pending_.clear();
     loop_.Remove(to_);
-    loop_.Modify(from_, EPOLLIN).IgnoreError();
+    loop_.Add(from_, EPOLLIN, [this](uint32_t) { Copy(); }).IgnoreError();
     Write(pending);
   }
 
@@ -358,27 +383,16 @@ class OomWatch {
       char buf[4096];
       while (::read(fd_.get(), buf, sizeof buf) > 0) {
       }
-      const int64_t kills = OomKills(events);
+      const uint64_t kills = OomKills(events);
       if (kills > kills_) on_oom_();
       kills_ = kills;
     });
   }
 
-  // The oom_kill count of a memory.events file.
-  static int64_t OomKills(const std::string& events) {
-    int64_t kills = 0;
-    absl::StatusOr<std::string> text = files::ReadFile(events);
-    if (!text.ok()) return 0;
-    for (absl::string_view line : absl::StrSplit(*text, '\n')) {
-      if (absl::ConsumePrefix(&line, "oom_kill ")) (void)absl::SimpleAtoi(line, &kills);
-    }
-    return kills;
-  }
-
   ttrpc::EventLoop& loop_;
   std::function<void()> on_oom_;
   UniqueFd fd_;
-  int64_t kills_ = 0;
+  uint64_t kills_ = 0;
 };
 
 // One task this shim holds.
@@ -402,7 +416,7 @@ struct Task {
 };
 
 // Where a process's output goes, as containerd's clients name it: a FIFO
-// (a plain path, or fifo://), a file (file://PATH), or a logging program
+// (its path), a file (file://PATH), or a logging program
 // (binary://PATH?key=value&…, whose query becomes its arguments).
 struct OutputUri {
   enum Kind { kFifo, kFile, kBinary } kind = kFifo;
@@ -434,9 +448,7 @@ absl::StatusOr<OutputUri> ParseOutputUri(const std::string& uri) {
   } else if (absl::ConsumePrefix(&rest, "binary://")) {
     out.kind = OutputUri::kBinary;
   } else {
-    absl::ConsumePrefix(&rest, "fifo://");
-    out.path = std::string(rest);
-    return out;
+    return out;  // a FIFO, opened by the stdio path as given
   }
   absl::string_view query;
   if (size_t q = rest.find('?'); q != absl::string_view::npos) {
@@ -466,12 +478,7 @@ absl::Status StartLogger(const OutputUri& uri, const std::string& id, const std:
                          UniqueFd& out, UniqueFd& err) {
   if (::access(uri.path.c_str(), X_OK) != 0) return ErrnoStatus("logging binary", uri.path);
   UniqueFd ends[3][2];  // stdout, stderr, ready: {read, write}
-  for (auto& end : ends) {
-    int p[2];
-    if (::pipe2(p, O_CLOEXEC) != 0) return ErrnoStatus("pipe", "logging binary");
-    end[0].Reset(p[0]);
-    end[1].Reset(p[1]);
-  }
+  for (auto& end : ends) BERTH_RETURN_IF_ERROR(MakePipe(end[0], end[1], "logging binary"));
   std::vector<std::string> env = {"CONTAINER_ID=" + id, "CONTAINER_NAMESPACE=" + ns};
   std::vector<char*> argv = {const_cast<char*>(uri.path.c_str())};
   for (const std::string& arg : uri.args) argv.push_back(const_cast<char*>(arg.c_str()));
@@ -491,8 +498,7 @@ absl::Status StartLogger(const OutputUri& uri, const std::string& id, const std:
       if (sources[i] < 0 || ::dup2(sources[i], 3 + i) < 0) ::_exit(127);
     }
     ::setsid();
-    ::execve(argv[0], argv.data(), envp.data());
-    ::_exit(127);
+    ExecChild(argv.data(), envp.data());
   }
   ends[2][1].Reset();
   pollfd ready = {ends[2][0].get(), POLLIN, 0};
@@ -663,9 +669,7 @@ class TaskService {
     *envelope->mutable_timestamp() = Now();
     envelope->set_namespace_(flags_.ns);
     envelope->set_topic(topic);
-    // containerd's type URLs are the bare message names.
-    envelope->mutable_event()->set_type_url(event.GetTypeName());
-    envelope->mutable_event()->set_value(event.SerializeAsString());
+    proto::PackAny(event, envelope->mutable_event());
     ttrpc::CallOptions options;
     options.timeout = absl::Seconds(5);
     options.metadata = {{ttrpc::kNamespaceKey, flags_.ns}};
@@ -686,22 +690,11 @@ class TaskService {
   // writes (a FIFO no writer has opened yet raises no event), and its end
   // closes the process's.
   absl::Status PipeStdio(const Task& task, Process& process, UniqueFd ends[3], int fds[3]) {
-    auto make_pipe = [](UniqueFd& read, UniqueFd& write) -> absl::Status {
-      int p[2];
-      if (::pipe2(p, O_CLOEXEC) != 0) return ErrnoStatus("pipe", "stdio");
-      read.Reset(p[0]);
-      write.Reset(p[1]);
-      return absl::OkStatus();
-    };
     if (!process.stdin_path.empty()) {
-      process.stdin_fifo.Reset(
-          ::open(process.stdin_path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
-      if (!process.stdin_fifo.valid()) return ErrnoStatus("open", process.stdin_path);
-      BERTH_RETURN_IF_ERROR(make_pipe(ends[0], process.stdin_pipe));
+      BERTH_RETURN_IF_ERROR(MakePipe(ends[0], process.stdin_pipe, "stdio"));
       Process* p = &process;
-      BERTH_ASSIGN_OR_RETURN(process.input,
-                             Pump::Start(loop_, process.stdin_fifo.get(), process.stdin_pipe.get(),
-                                         Pump::Full::kWait, [p] { p->stdin_pipe.Reset(); }));
+      BERTH_RETURN_IF_ERROR(
+          StartInput(process, process.stdin_pipe.get(), [p] { p->stdin_pipe.Reset(); }));
       fds[0] = ends[0].get();
     }
     BERTH_ASSIGN_OR_RETURN(OutputUri uri, ParseOutputUri(process.stdout_path));
@@ -733,14 +726,34 @@ class TaskService {
           Output{process.stderr_path, process.stderr_fifo, process.stderr_pipe, process.errors,
                  2}}) {
       if (out.path.empty()) continue;
-      out.fifo.Reset(::open(out.path.c_str(), O_RDWR | O_CLOEXEC));
-      if (!out.fifo.valid()) return ErrnoStatus("open", out.path);
-      BERTH_RETURN_IF_ERROR(make_pipe(out.pipe, ends[out.fd]));
+      BERTH_RETURN_IF_ERROR(MakePipe(out.pipe, ends[out.fd], "stdio"));
       UniqueFd* fifo = &out.fifo;
-      BERTH_ASSIGN_OR_RETURN(out.pump, Pump::Start(loop_, out.pipe.get(), out.fifo.get(),
-                                                   Pump::Full::kDrop, [fifo] { fifo->Reset(); }));
+      BERTH_RETURN_IF_ERROR(
+          StartOutput(out.path, out.fifo, out.pipe.get(), out.pump, [fifo] { fifo->Reset(); }));
       fds[out.fd] = ends[out.fd].get();
     }
+    return absl::OkStatus();
+  }
+
+  // Copies the client's stdin FIFO into `to`, holding back what `to` cannot
+  // take yet; `on_end` runs when the client's side ends.
+  absl::Status StartInput(Process& process, int to, std::function<void()> on_end = {}) {
+    process.stdin_fifo.Reset(::open(process.stdin_path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+    if (!process.stdin_fifo.valid()) return ErrnoStatus("open", process.stdin_path);
+    BERTH_ASSIGN_OR_RETURN(process.input, Pump::Start(loop_, process.stdin_fifo.get(), to,
+                                                      Pump::Full::kWait, std::move(on_end)));
+    return absl::OkStatus();
+  }
+
+  // Copies `from` into the client's output FIFO `path` (opened, as `fifo`,
+  // read-write: the open never waits for a reader), dropping what nobody
+  // reads; `on_end` runs when `from` ends.
+  absl::Status StartOutput(const std::string& path, UniqueFd& fifo, int from,
+                           std::unique_ptr<Pump>& pump, std::function<void()> on_end = {}) {
+    fifo.Reset(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+    if (!fifo.valid()) return ErrnoStatus("open", path);
+    BERTH_ASSIGN_OR_RETURN(
+        pump, Pump::Start(loop_, from, fifo.get(), Pump::Full::kDrop, std::move(on_end)));
     return absl::OkStatus();
   }
 
@@ -749,23 +762,15 @@ class TaskService {
   absl::Status AttachTerminal(Process& process, ConsoleSocket& socket) {
     BERTH_ASSIGN_OR_RETURN(process.console, socket.Receive());
     if (!process.stdout_path.empty()) {
-      process.stdout_fifo.Reset(::open(process.stdout_path.c_str(), O_RDWR | O_CLOEXEC));
-      if (!process.stdout_fifo.valid()) return ErrnoStatus("open", process.stdout_path);
-      BERTH_ASSIGN_OR_RETURN(
-          process.output,
-          Pump::Start(loop_, process.console.get(), process.stdout_fifo.get(), Pump::Full::kDrop));
+      BERTH_RETURN_IF_ERROR(StartOutput(process.stdout_path, process.stdout_fifo,
+                                        process.console.get(), process.output));
     }
     if (!process.stdin_path.empty()) {
-      process.stdin_fifo.Reset(
-          ::open(process.stdin_path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
-      if (!process.stdin_fifo.valid()) return ErrnoStatus("open", process.stdin_path);
       // A second fd of the master: the input waits for it to be writable
       // while the output reads the first.
       process.console_input.Reset(::fcntl(process.console.get(), F_DUPFD_CLOEXEC, 0));
       if (!process.console_input.valid()) return ErrnoStatus("dup", "terminal");
-      BERTH_ASSIGN_OR_RETURN(
-          process.input, Pump::Start(loop_, process.stdin_fifo.get(), process.console_input.get(),
-                                     Pump::Full::kWait));
+      BERTH_RETURN_IF_ERROR(StartInput(process, process.console_input.get()));
     }
     return absl::OkStatus();
   }
@@ -1142,9 +1147,7 @@ class TaskService {
         if (process.pid != pid || process.status == types::STOPPED) continue;
         ::containerd::runc::v1::ProcessDetails details;
         details.set_exec_id(id);
-        // containerd's type URLs are the bare message names.
-        info->mutable_info()->set_type_url(details.GetTypeName());
-        info->mutable_info()->set_value(details.SerializeAsString());
+        proto::PackAny(details, info->mutable_info());
       }
     }
     reply(response.SerializeAsString());

@@ -27,6 +27,20 @@ bool ReadFull(int fd, char* buf, size_t n) {
   return true;
 }
 
+// One frame from `fd` into `header` and `payload`: kEnd at the end of the
+// stream or on a read error (errno says which), kTooLong for a length over
+// the limit (its payload unread).
+enum class FrameRead { kOk, kEnd, kTooLong };
+FrameRead ReadFrame(int fd, FrameHeader& header, std::string& payload) {
+  char header_bytes[kHeaderSize];
+  if (!ReadFull(fd, header_bytes, kHeaderSize)) return FrameRead::kEnd;
+  header = DecodeHeader(header_bytes);
+  if (header.length > kMaxPayload) return FrameRead::kTooLong;
+  payload.resize(header.length);
+  if (!ReadFull(fd, payload.data(), header.length)) return FrameRead::kEnd;
+  return FrameRead::kOk;
+}
+
 // Writes all of `data`; false on an error (errno says which).
 bool SendAll(int fd, absl::string_view data) {
   for (size_t done = 0; done < data.size();) {
@@ -101,18 +115,16 @@ absl::StatusOr<std::string> CallOnce(absl::string_view address, absl::string_vie
     if (errno == EAGAIN) return NoAnswer(service, method, options);
     return absl::UnavailableError(absl::StrCat("ttrpc send: ", std::strerror(errno)));
   }
+  FrameHeader header;
+  std::string reply;
   for (;;) {
-    char header_bytes[kHeaderSize];
-    std::string reply;
     errno = 0;  // a read that ends at EOF leaves it alone
-    if (!ReadFull(fd.get(), header_bytes, kHeaderSize)) break;
-    FrameHeader header = DecodeHeader(header_bytes);
-    if (header.length > kMaxPayload) {
+    const FrameRead read = ReadFrame(fd.get(), header, reply);
+    if (read == FrameRead::kEnd) break;
+    if (read == FrameRead::kTooLong) {
       return absl::UnavailableError(absl::StrCat("ttrpc answer of ", header.length,
                                                  " bytes is over the ", kMaxPayload, " limit"));
     }
-    reply.resize(header.length);
-    if (!ReadFull(fd.get(), reply.data(), header.length)) break;
     if (header.type == kTypeResponse && header.stream_id == 1) {
       return ResultOf(DecodeResponse(reply));
     }
@@ -149,14 +161,10 @@ std::vector<std::pair<Client::Done, absl::Status>> Client::FailAll(const absl::S
 }
 
 void Client::ReadLoop() {
+  FrameHeader header;
   std::string payload;
-  for (;;) {
-    char header_bytes[kHeaderSize];
-    if (!ReadFull(fd_.get(), header_bytes, kHeaderSize)) break;
-    FrameHeader header = DecodeHeader(header_bytes);
-    if (header.length > kMaxPayload) break;
-    payload.resize(header.length);
-    if (!ReadFull(fd_.get(), payload.data(), header.length)) break;
+  // An oversized answer ends the connection, as the peer's garbage.
+  while (ReadFrame(fd_.get(), header, payload) == FrameRead::kOk) {
     if (header.type != kTypeResponse) continue;
     absl::StatusOr<Response> response = DecodeResponse(payload);
     Done callback;
@@ -198,7 +206,7 @@ void Client::OnClose(std::function<void()> closed) {
       return;
     }
   }
-  if (!destroying_) closed();
+  closed();
 }
 
 absl::StatusOr<uint32_t> Client::Send(absl::string_view service, absl::string_view method,
