@@ -1,5 +1,8 @@
 // berthd as a user meets it: started on a private root, driven by the real
 // `ctr` from Debian's containerd package and by plain gRPC clients.
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -7,10 +10,6 @@
 
 #include <fstream>
 #include <set>
-
-#include <grpcpp/ext/proto_server_reflection_plugin.h>
-#include <grpcpp/generic/generic_stub.h>
-#include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -128,8 +127,8 @@ std::set<std::string> ReflectedServices(const Daemon& berthd) {
   grpc::CompletionQueue cq;
   void* tag;
   bool ok;
-  auto call = stub.PrepareCall(&context,
-                               "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
+  auto call = stub.PrepareCall(
+      &context, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
   call->StartCall(reinterpret_cast<void*>(1));
   cq.Next(&tag, &ok);
   std::string bytes = request->SerializeAsString();
@@ -145,11 +144,13 @@ std::set<std::string> ReflectedServices(const Daemon& berthd) {
   std::vector<grpc::Slice> slices;
   EXPECT_TRUE(in.Dump(&slices).ok());
   std::string received;
-  for (const grpc::Slice& s : slices) received.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  for (const grpc::Slice& s : slices)
+    received.append(reinterpret_cast<const char*>(s.begin()), s.size());
   std::unique_ptr<google::protobuf::Message> response(factory.GetPrototype(response_type)->New());
   EXPECT_TRUE(response->ParseFromString(received));
   const auto* list_field = response_type->FindFieldByName("list_services_response");
-  const google::protobuf::Message& list = response->GetReflection()->GetMessage(*response, list_field);
+  const google::protobuf::Message& list =
+      response->GetReflection()->GetMessage(*response, list_field);
   const auto* service_field = list.GetDescriptor()->FindFieldByName("service");
   for (int i = 0; i < list.GetReflection()->FieldSize(list, service_field); ++i) {
     const google::protobuf::Message& service =
@@ -175,8 +176,7 @@ TEST_F(BerthdTest, ReflectionListsEveryService) {
         "containerd.services.introspection.v1.Introspection",
         "containerd.services.events.v1.Events", "containerd.services.snapshots.v1.Snapshots",
         "containerd.services.containers.v1.Containers", "containerd.services.tasks.v1.Tasks",
-        "grpc.health.v1.Health",
-        "grpc.reflection.v1alpha.ServerReflection"}) {
+        "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"}) {
     EXPECT_TRUE(services.count(name)) << name;
   }
 }
@@ -229,8 +229,9 @@ TEST_F(BerthdTest, UnknownLayerMediaTypeIsInvalidArgument) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   r = Ctr({"images", "import", archive});
   EXPECT_NE(r.exit_code, 0);
-  EXPECT_THAT(r.err, HasSubstr("unsupported layer media type \"application/vnd.example.unknown.layer\": "
-                               "invalid argument"));
+  EXPECT_THAT(r.err,
+              HasSubstr("unsupported layer media type \"application/vnd.example.unknown.layer\": "
+                        "invalid argument"));
 }
 
 TEST_F(BerthdTest, CollectionAbortsTheIngestsOfAnExpiredLease) {
@@ -302,11 +303,12 @@ TEST(EarlyUnpack, ImportUsesTreesUnpackedAtCommitAndRestartClearsTheRest) {
   ASSERT_THAT(berthd.Start({"--log-level", "debug"}), IsOk());
   TempDir dir;
   // 2 MiB of random bytes: a layer over the size early unpacking starts at.
-  CommandResult r = RunCommand(
-      {"sh", "-ec",
-       absl::StrCat("cd ", dir.path(), " && mkdir -p src/data/sub && head -c 2097152 /dev/urandom "
-                    "> src/data/sub/random && echo hi > src/data/hello && "
-                    "tar --owner=0 --group=0 -C src -cf layer.tar data")});
+  CommandResult r =
+      RunCommand({"sh", "-ec",
+                  absl::StrCat("cd ", dir.path(),
+                               " && mkdir -p src/data/sub && head -c 2097152 /dev/urandom "
+                               "> src/data/sub/random && echo hi > src/data/hello && "
+                               "tar --owner=0 --group=0 -C src -cf layer.tar data")});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const std::string archive = dir.path() + "/early.tar";
   r = MakeImageArchive("oci", archive, "docker.io/library/early:latest",
@@ -318,7 +320,8 @@ TEST(EarlyUnpack, ImportUsesTreesUnpackedAtCommitAndRestartClearsTheRest) {
   EXPECT_THAT(berthd.Log(), ContainsRegex("msg=\"diff applied\".* early=true"));
   std::string committed;
   for (absl::string_view line : absl::StrSplit(Ctr(berthd, {"snapshots", "ls"}).out, '\n')) {
-    if (absl::StrContains(line, "Committed")) committed = std::string(line.substr(0, line.find(' ')));
+    if (absl::StrContains(line, "Committed"))
+      committed = std::string(line.substr(0, line.find(' ')));
   }
   ASSERT_EQ(Ctr(berthd, {"snapshots", "view", "look", committed}).exit_code, 0);
   r = Ctr(berthd, {"snapshots", "mounts", dir.path() + "/mnt", "look"});
@@ -371,8 +374,9 @@ TEST_F(BerthdTest, SigtermStopsCleanlyAndRemovesTheSockets) {
 }
 
 TEST_F(BerthdTest, SecondDaemonOnTheSameRootRefuses) {
-  CommandResult r = RunCommand({BerthdPath(), "--root", berthd_.root(), "--state", berthd_.state() + "2",
-                         "--address", berthd_.dir() + "/second.sock"});
+  CommandResult r =
+      RunCommand({BerthdPath(), "--root", berthd_.root(), "--state", berthd_.state() + "2",
+                  "--address", berthd_.dir() + "/second.sock"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("is already using root"));
   EXPECT_EQ(Ctr({"version"}).exit_code, 0);
@@ -382,8 +386,9 @@ TEST_F(BerthdTest, SecondDaemonOnTheSameRootRefuses) {
 class BerthdStartupTest : public ::testing::Test {
  protected:
   CommandResult RunBerthd(const std::vector<std::string>& extra) {
-    std::vector<std::string> argv = {BerthdPath(), "--root", dir_.path() + "/root", "--state",
-                                     dir_.path() + "/state", "--address", dir_.path() + "/b.sock"};
+    std::vector<std::string> argv = {
+        BerthdPath(),           "--root",    dir_.path() + "/root",  "--state",
+        dir_.path() + "/state", "--address", dir_.path() + "/b.sock"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     return RunCommand(argv, absl::Seconds(20));
   }
@@ -482,7 +487,8 @@ TEST_F(BerthdStartupTest, BrokenMetadataFailsItsPluginsAndTheRestServe) {
 
 TEST_F(BerthdStartupTest, ConfigDumpShowsFileAndFlagsTogether) {
   std::string config = WriteConfig("version = 2\n[debug]\n  level = \"debug\"\n");
-  CommandResult r = RunCommand({BerthdPath(), "--config", config, "--root", "/srv/berth", "config", "dump"});
+  CommandResult r =
+      RunCommand({BerthdPath(), "--config", config, "--root", "/srv/berth", "config", "dump"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("root = \"/srv/berth\""));
   EXPECT_THAT(r.out, HasSubstr("level = \"debug\""));

@@ -8,13 +8,18 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "base/unique_fd.h"
 
@@ -194,11 +199,11 @@ absl::Status Daemon::Start(const std::vector<std::string>& extra_args) {
   std::vector<std::string> argv = {peer_ == Peer::kBerthd ? BerthdPath() : "containerd"};
   // berthd finds containerd-shim-berth-v1 on its PATH, from the test's
   // runfiles when the test has it.
-  const std::string shim = RunfilePath("shim/containerd-shim-berth-v1");
-  if (peer_ == Peer::kBerthd && ::access(shim.c_str(), X_OK) == 0) {
+  if (peer_ == Peer::kBerthd &&
+      ::access((ShimDir() + "/containerd-shim-berth-v1").c_str(), X_OK) == 0) {
     const char* path = std::getenv("PATH");
-    argv.insert(argv.begin(), {"env", absl::StrCat("PATH=", shim.substr(0, shim.rfind('/')), ":",
-                                                   path ? path : "/usr/bin:/bin")});
+    argv.insert(argv.begin(),
+                {"env", absl::StrCat("PATH=", ShimDir(), ":", path ? path : "/usr/bin:/bin")});
   }
   if (peer_ == Peer::kContainerd) {
     const std::string config = dir_.path() + "/containerd.toml";
@@ -274,6 +279,53 @@ CommandResult ImportBusybox(const Daemon& daemon, const std::string& dir) {
   CommandResult r = MakeImageArchive("oci", archive, kBusybox);
   if (r.exit_code != 0) return r;
   return Ctr(daemon, {"images", "import", archive});
+}
+
+std::string ShimDir() {
+  const std::string shim = RunfilePath("shim/containerd-shim-berth-v1");
+  return shim.substr(0, shim.rfind('/'));
+}
+
+std::vector<pid_t> ShimPids(const Daemon& daemon, const std::string& id,
+                            const std::string& binary) {
+  std::vector<pid_t> pids;
+  for (const std::filesystem::directory_entry& entry :
+       std::filesystem::directory_iterator("/proc")) {
+    pid_t pid;
+    if (!absl::SimpleAtoi(entry.path().filename().string(), &pid)) continue;
+    std::ifstream file(entry.path() / "cmdline");
+    std::string cmdline((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+    std::vector<std::string> argv = absl::StrSplit(cmdline, '\0');
+    if (argv.empty() || argv[0].find(binary) == std::string::npos) continue;
+    auto flag = [&](const std::string& name) -> std::string {
+      auto at = std::find(argv.begin(), argv.end(), name);
+      return at != argv.end() && at + 1 != argv.end() ? *(at + 1) : "";
+    };
+    if (flag("-address") != daemon.address()) continue;
+    if (!id.empty() && flag("-id") != id) continue;
+    pids.push_back(pid);
+  }
+  return pids;
+}
+
+KilledShimSockets::~KilledShimSockets() {
+  for (const std::string& path : paths_) ::unlink(path.c_str());
+}
+
+void KilledShimSockets::Note(const Daemon& daemon, const std::string& id) {
+  std::ifstream file(daemon.state() + "/io.containerd.runtime.v2.task/default/" + id + "/address");
+  std::string address((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  absl::string_view path = absl::StripAsciiWhitespace(address);
+  absl::ConsumePrefix(&path, "unix://");
+  if (!path.empty()) paths_.emplace_back(path);
+}
+
+RunContainerdTidy::RunContainerdTidy() : existed_(::access("/run/containerd", F_OK) == 0) {}
+
+RunContainerdTidy::~RunContainerdTidy() {
+  if (!existed_) {
+    RunCommand({"find", "/run/containerd", "-depth", "-type", "d", "-empty", "-delete"});
+  }
 }
 
 std::string CheckpointMismatch(const CommandResult& checkpoint, const std::string& image) {

@@ -141,6 +141,45 @@ inline constexpr char kBusybox[] = "docker.io/library/busybox:latest";
 // `dir`.
 CommandResult ImportBusybox(const Daemon& daemon, const std::string& dir);
 
+// The directory containerd-shim-berth-v1 is in, in the test's runfiles.
+std::string ShimDir();
+
+// The shims serving `daemon` (started with its -address) whose program's
+// name contains `binary`, for task `id` if `id` is not empty: by their
+// command lines, so never a process some other daemon started.
+std::vector<pid_t> ShimPids(const Daemon& daemon, const std::string& id = "",
+                            const std::string& binary = "containerd-shim-");
+
+// Unlinks, when it goes, the sockets of the shims a test kills: a killed
+// shim cannot, and containerd's runc shim keeps them under /run/containerd
+// whatever containerd's state dir.
+class KilledShimSockets {
+ public:
+  KilledShimSockets() = default;
+  KilledShimSockets(const KilledShimSockets&) = delete;
+  KilledShimSockets& operator=(const KilledShimSockets&) = delete;
+  ~KilledShimSockets();
+  // Notes the socket of the shim of `daemon`'s task `id` (default
+  // namespace), from its bundle's address file.
+  void Note(const Daemon& daemon, const std::string& id);
+
+ private:
+  std::vector<std::string> paths_;
+};
+
+// containerd's runc shim keeps runc's state and its sockets under
+// /run/containerd whatever containerd's state dir. One of these for a test
+// binary removes, when it goes, the empty directories left there — unless
+// /run/containerd was there before.
+class RunContainerdTidy {
+ public:
+  RunContainerdTidy();
+  ~RunContainerdTidy();
+
+ private:
+  bool existed_;
+};
+
 // "" if `checkpoint`, the result of `ctr task checkpoint --image-path
 // <image> …`, is what this host allows: where `criu check` passes, success
 // and CRIU's image in `image`; where CRIU cannot run (these machines'

@@ -43,19 +43,8 @@ class ShimTest : public ::testing::TestWithParam<std::string> {
   static void SetUpTestSuite() {
     // containerd finds io.containerd.berth.v1 as containerd-shim-berth-v1
     // on its PATH.
-    std::string shim = RunfilePath("shim/containerd-shim-berth-v1");
-    std::string dir = shim.substr(0, shim.rfind('/'));
     const char* path = ::getenv("PATH");
-    ::setenv("PATH", absl::StrCat(dir, ":", path ? path : "/usr/bin:/bin").c_str(), 1);
-    had_run_containerd_ = ::access("/run/containerd", F_OK) == 0;
-  }
-
-  // containerd's runc shim keeps its sockets and runc's state under
-  // /run/containerd whatever containerd's state dir: the empty
-  // directories it leaves go, unless they were there before.
-  static void TearDownTestSuite() {
-    if (!had_run_containerd_)
-      RunCommand({"find", "/run/containerd", "-depth", "-type", "d", "-empty", "-delete"});
+    ::setenv("PATH", absl::StrCat(ShimDir(), ":", path ? path : "/usr/bin:/bin").c_str(), 1);
   }
 
   void SetUp() override {
@@ -118,17 +107,19 @@ class ShimTest : public ::testing::TestWithParam<std::string> {
     return "";
   }
 
-  // The pid of the shim that serves task `id` (0 if none does).
-  static pid_t ShimPid(const std::string& id) {
-    CommandResult r = RunCommand({"pgrep", "-f", absl::StrCat("containerd-shim-.* -id ", id, " ")});
-    pid_t pid = 0;
-    return absl::SimpleAtoi(absl::StripAsciiWhitespace(r.out), &pid) ? pid : 0;
+  // The pid of this containerd's shim that serves task `id` (0 if none
+  // does).
+  pid_t ShimPid(const std::string& id) {
+    std::vector<pid_t> pids = ShimPids(containerd_, id);
+    return pids.size() == 1 ? pids[0] : 0;
   }
 
-  static inline bool had_run_containerd_ = false;
   TempDir dir_;
+  KilledShimSockets killed_shims_;
   Daemon containerd_{Peer::kContainerd};
 };
+
+const RunContainerdTidy kRunContainerdTidy;
 
 INSTANTIATE_TEST_SUITE_P(Runtimes, ShimTest,
                          ::testing::Values("io.containerd.berth.v1", "io.containerd.runc.v2"),
@@ -284,13 +275,8 @@ TEST_P(ShimTest, OneShimServesAGroup) {
   CommandResult r = Run({"-d"}, "alone", {"/bin/busybox", "sleep", "300"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   // This containerd's shims: each is started with its address.
-  auto shims = [&] {
-    CommandResult listed =
-        RunCommand({"pgrep", "-c", "-f", "containerd-shim-.* -address " + containerd_.address()});
-    int count = 0;
-    return absl::SimpleAtoi(absl::StripAsciiWhitespace(listed.out), &count) ? count : 0;
-  };
-  EXPECT_EQ(shims(), 2);
+  auto shims = [&] { return ShimPids(containerd_).size(); };
+  EXPECT_EQ(shims(), 2u);
   EXPECT_EQ(TaskStatus("pod-a"), "RUNNING");
   EXPECT_EQ(TaskStatus("pod-b"), "RUNNING");
   r = Ctr({"task", "exec", "--exec-id", "e1", "--fifo-dir", dir_.path(), "pod-b", "/bin/busybox",
@@ -302,7 +288,7 @@ TEST_P(ShimTest, OneShimServesAGroup) {
   WaitUntil([&] { return TaskStatus("pod-a") == "STOPPED"; });
   ASSERT_EQ(Ctr({"task", "delete", "pod-a"}).exit_code, 0);
   EXPECT_EQ(TaskStatus("pod-b"), "RUNNING") << "its shim stays for it";
-  EXPECT_EQ(shims(), 2);
+  EXPECT_EQ(shims(), 2u);
   r = Ctr({"task", "exec", "--exec-id", "e2", "--fifo-dir", dir_.path(), "pod-b", "/bin/busybox",
            "echo", "still here"});
   EXPECT_EQ(r.out, "still here\n") << r.err;
@@ -310,8 +296,8 @@ TEST_P(ShimTest, OneShimServesAGroup) {
   ASSERT_EQ(Ctr({"task", "kill", "-s", "SIGKILL", "pod-b"}).exit_code, 0);
   WaitUntil([&] { return TaskStatus("pod-b") == "STOPPED"; });
   ASSERT_EQ(Ctr({"task", "delete", "pod-b"}).exit_code, 0);
-  WaitUntil([&] { return shims() == 1; });
-  EXPECT_EQ(shims(), 1) << "the group's shim goes with its last task";
+  WaitUntil([&] { return shims() == 1u; });
+  EXPECT_EQ(shims(), 1u) << "the group's shim goes with its last task";
 }
 
 // Where this shim does more than containerd's runc shim (which fails these
@@ -480,21 +466,16 @@ TEST_P(ShimTest, AKilledShimIsCleanedUpByItsRuntime) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const pid_t shim = ShimPid("orphan");
   ASSERT_GT(shim, 0);
-  // A shim killed cannot remove its socket, and the runc shim's lives under
-  // /run/containerd whatever containerd's state dir: the test does.
-  const std::string address =
-      files::ReadFile(containerd_.state() + "/io.containerd.runtime.v2.task/default/orphan/address")
-          .value_or("");
-  const std::string socket(absl::StripPrefix(address, "unix://"));
+  killed_shims_.Note(containerd_, "orphan");
   ASSERT_EQ(::kill(shim, SIGKILL), 0);
   auto deleted = [&] {
     return absl::StrContains(files::ReadFile(calls).value_or(""), "delete --force orphan");
   };
   EXPECT_TRUE(WaitUntil(deleted)) << files::ReadFile(calls).value_or("");
   EXPECT_TRUE(WaitUntil([&] { return TaskStatus("orphan") != "RUNNING"; }));
-  EXPECT_NE(RunCommand({"pgrep", "-f", "busybox sleep 301"}).exit_code, 0)
-      << "the container's process is gone";
-  if (!socket.empty()) ::unlink(socket.c_str());
+  EXPECT_TRUE(WaitUntil([] {
+    return RunCommand({"pgrep", "-f", "busybox sleep 301"}).exit_code != 0;
+  })) << "the container's process is gone";
 }
 
 // The shim outlives containerd: killed with SIGKILL and started again,

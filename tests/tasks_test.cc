@@ -67,7 +67,10 @@ class TasksTest : public ::testing::TestWithParam<Peer> {
 
   TempDir dir_;
   Daemon daemon_;
+  KilledShimSockets killed_shims_;
 };
+
+const RunContainerdTidy kRunContainerdTidy;
 
 INSTANTIATE_TEST_SUITE_P(Peers, TasksTest, ::testing::Values(Peer::kBerthd, Peer::kContainerd),
                          [](const ::testing::TestParamInfo<Peer>& info) {
@@ -187,17 +190,16 @@ TEST_P(TasksTest, TasksOutliveADaemonKilledAndAreTakenBack) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto before = TaskTable(Ctr({"task", "ls"}).out);
   ASSERT_EQ(before.size(), 4u) << Ctr({"task", "ls"}).out;
-  CommandResult shim = RunCommand({"pgrep", "-f", "containerd-shim-.* -id orphaned "});
-  pid_t orphan_shim = 0;
-  ASSERT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(shim.out), &orphan_shim)) << shim.out;
+  const std::vector<pid_t> orphan_shim = ShimPids(daemon_, "orphaned");
+  ASSERT_EQ(orphan_shim.size(), 1u);
 
-  // A shim killed cannot remove its socket, and the runc shim's lives under
-  // /run/containerd whatever containerd's state dir: the test does.
-  const std::string address = files::ReadFile(Bundle("orphaned") + "/address").value_or("");
-  const std::string socket(absl::StripPrefix(absl::StripAsciiWhitespace(address), "unix://"));
+  killed_shims_.Note(daemon_, "orphaned");
   daemon_.Stop(SIGKILL);
-  ASSERT_EQ(::kill(orphan_shim, SIGKILL), 0);
-  absl::SleepFor(absl::Seconds(3));  // "exits" ends meanwhile
+  ASSERT_EQ(::kill(orphan_shim[0], SIGKILL), 0);
+  // "exits" ends meanwhile.
+  ASSERT_TRUE(WaitUntil([] {
+    return RunCommand({"pgrep", "-f", "sleep 2; exit 7"}).exit_code != 0;
+  }));
   ASSERT_THAT(daemon_.Start(), IsOk());
 
   const auto after = TaskTable(Ctr({"task", "ls"}).out);
@@ -220,7 +222,6 @@ TEST_P(TasksTest, TasksOutliveADaemonKilledAndAreTakenBack) {
   EXPECT_TRUE(WaitUntil([&] { return sleepers() == 2; }))
       << sleepers() << " left: the orphan's process goes, the kept two stay";
   EXPECT_NE(::access(Bundle("orphaned").c_str(), F_OK), 0) << "its bundle is removed";
-  if (!socket.empty()) ::unlink(socket.c_str());
 }
 
 // A shim that dies while the daemon runs is noticed and cleaned up after:
@@ -231,24 +232,21 @@ TEST_P(TasksTest, AShimThatDiesIsCleanedUpAfter) {
   ::usleep(300'000);  // the subscription is asynchronous
   CommandResult r = Run({"-d"}, "doomed", {"/bin/busybox", "sleep", "308"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const std::string address = files::ReadFile(Bundle("doomed") + "/address").value_or("");
-  const std::string socket(absl::StripPrefix(absl::StripAsciiWhitespace(address), "unix://"));
-  CommandResult shim = RunCommand({"pgrep", "-f", "containerd-shim-.* -id doomed "});
-  pid_t shim_pid = 0;
-  ASSERT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(shim.out), &shim_pid)) << shim.out;
+  const std::vector<pid_t> shim = ShimPids(daemon_, "doomed");
+  ASSERT_EQ(shim.size(), 1u);
+  killed_shims_.Note(daemon_, "doomed");
   const absl::Time killed = absl::Now();
-  ASSERT_EQ(::kill(shim_pid, SIGKILL), 0);
+  ASSERT_EQ(::kill(shim[0], SIGKILL), 0);
 
   EXPECT_TRUE(WaitUntil([&] { return TaskStatus("doomed").empty(); })) << Ctr({"task", "ls"}).out;
+  EXPECT_LT(absl::Now() - killed, absl::Seconds(5)) << "noticed and cleaned up";
   EXPECT_TRUE(events.WaitForOutput("doomed", absl::Seconds(10))) << events.Output();
-  EXPECT_LT(absl::Now() - killed, absl::Seconds(5));
   EXPECT_TRUE(WaitUntil([] {
     return RunCommand({"pgrep", "-f", "busybox sleep 308"}).out.empty();
   })) << "the container's process is killed";
   EXPECT_TRUE(WaitUntil([&] { return ::access(Bundle("doomed").c_str(), F_OK) != 0; }))
       << "its bundle is removed";
   events.Stop(SIGTERM);
-  if (!socket.empty()) ::unlink(socket.c_str());
 }
 
 // A client's runtime_path names the shim binary to run instead: here
@@ -292,7 +290,7 @@ TEST_P(TasksTest, RuntimePathRunsAnotherShim) {
   status = tasks->Start(NamespacedContext("default").get(), start, &started);
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(TaskStatus("other-shim"), "RUNNING");
-  EXPECT_EQ(RunCommand({"pgrep", "-f", "containerd-shim-runc-v2 .*-id other-shim "}).exit_code, 0)
+  EXPECT_EQ(ShimPids(daemon_, "other-shim", "containerd-shim-runc-v2").size(), 1u)
       << "containerd's runc shim serves it";
   ASSERT_EQ(Ctr({"task", "kill", "-s", "SIGKILL", "other-shim"}).exit_code, 0);
   EXPECT_TRUE(WaitUntil([&] { return TaskStatus("other-shim") == "STOPPED"; }));
@@ -387,10 +385,12 @@ TEST(TasksConfigTest, TheConfigMapsARuntimeNameToAnotherShim) {
                                  "/bin/busybox", "sleep", "310"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(TaskStatus(berthd, "mapped"), "RUNNING");
-  EXPECT_EQ(RunCommand({"pgrep", "-f", "containerd-shim-runc-v2 .*-id mapped "}).exit_code, 0)
+  EXPECT_EQ(ShimPids(berthd, "mapped", "containerd-shim-runc-v2").size(), 1u)
       << "containerd's runc shim serves it";
   RemoveTasksAndContainers(berthd);
   EXPECT_EQ(TaskStatus(berthd, "mapped"), "");
+  EXPECT_TRUE(WaitUntil([&] { return ShimPids(berthd, "mapped").empty(); }))
+      << "berthd shut the runc shim down with its task";
 }
 
 // A Wait still pending (a client waiting on a running task, as `ctr run`
