@@ -16,11 +16,38 @@ berthd_bin="$top/bazel-bin/daemon/berthd"
 
 d=$(mktemp -d /tmp/berth-bench-XXXXXX)
 pids=()
+# containerd's runc shim keeps its sockets and runc's state under
+# /run/containerd whatever containerd's state dir: its empty directories
+# go at the end, unless they were there before.
+[ -e /run/containerd ] && had_run_containerd=1 || had_run_containerd=0
+# remove_tasks SOCKET: kills every task of the default namespace, waits (up
+# to 30 s) for them to stop, deletes them and every container — so that no
+# shim or container outlives a bench, whatever stopped it.
+remove_tasks() {
+  local sock=$1 id
+  ctr --address "$sock" task ls -q 2>/dev/null | while read -r id; do
+    ctr --address "$sock" task kill -s SIGKILL "$id" >/dev/null 2>&1 || true
+  done
+  for _ in $(seq 300); do
+    ctr --address "$sock" task ls 2>/dev/null | grep -qE 'RUNNING|PAUSED' || break
+    sleep 0.1
+  done
+  ctr --address "$sock" task ls -q 2>/dev/null | while read -r id; do
+    ctr --address "$sock" task delete "$id" >/dev/null 2>&1 || true
+  done
+  ctr --address "$sock" containers ls -q 2>/dev/null | while read -r id; do
+    ctr --address "$sock" containers rm "$id" >/dev/null 2>&1 || true
+  done
+}
 cleanup() {
+  for sock in "${berth_sock:-}" "${ctrd_sock:-}"; do
+    [ -S "$sock" ] && remove_tasks "$sock"
+  done
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   umount -R "$d" 2>/dev/null || true
   rm -rf "$d"
+  [ "$had_run_containerd" = 1 ] || find /run/containerd -depth -type d -empty -delete 2>/dev/null || true
 }
 trap cleanup EXIT
 
@@ -58,7 +85,8 @@ wait_for "$ctrd_sock"
 # ms_of CMD...: runs CMD (output discarded) and prints its wall time in ms.
 ms_of() {
   local s=$EPOCHREALTIME
-  "$@" >/dev/null 2>>"$d/cmd.err"
+  # A failure is no timing: it stops the bench (set -e).
+  "$@" >/dev/null 2>>"$d/cmd.err" || { echo "bench: failed: $*" >&2; return 1; }
   awk -v s="$s" -v e="$EPOCHREALTIME" 'BEGIN{printf "%.3f", (e-s)*1000}'
 }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {printf "%.2f", (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }

@@ -21,9 +21,17 @@ restart() {
   local sock=$1 start=$2 pid=$3 s
   kill -KILL "$pid"
   wait "$pid" 2>/dev/null || true
+  local kept=() p
+  for p in "${pids[@]}"; do [ "$p" = "$pid" ] || kept+=("$p"); done
+  pids=("${kept[@]}")
   s=$EPOCHREALTIME
   "$start"
+  local deadline=$((SECONDS + 60))
   until [ "$(ctr --address "$sock" task ls 2>/dev/null | grep -c RUNNING)" -eq "$N" ]; do
+    if [ $SECONDS -ge $deadline ]; then
+      echo "bench: $sock did not list $N running tasks within 60 s" >&2
+      exit 1
+    fi
     sleep 0.01
   done
   restart_ms=$(awk -v s="$s" -v e="$EPOCHREALTIME" 'BEGIN{printf "%.1f", (e-s)*1000}')
@@ -40,11 +48,4 @@ b=$restart_ms
 restart "$ctrd_sock" start_containerd "$containerd_pid"
 c=$restart_ms
 echo "restart to ready with $N live containers: berthd ${b} ms, containerd ${c} ms, ratio $(ratio "$b" "$c")"
-for sock in "$berth_sock" "$ctrd_sock"; do
-  for i in $(seq "$N"); do ctr --address "$sock" task kill -s SIGKILL "k$i" >/dev/null 2>&1 || true; done
-  sleep 1
-  for i in $(seq "$N"); do
-    ctr --address "$sock" task delete "k$i" >/dev/null 2>&1 || true
-    ctr --address "$sock" containers rm "k$i" >/dev/null 2>&1 || true
-  done
-done
+for sock in "$berth_sock" "$ctrd_sock"; do remove_tasks "$sock"; done

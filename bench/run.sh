@@ -42,14 +42,7 @@ per_container() {  # per_container SOCKET DAEMON_PID SHIM_PATTERN
   for p in $(pgrep -f "$pattern -namespace .* -address $sock"); do
     shims=$((shims + $(status_field "$p" VmRSS)))
   done
-  for i in $(seq 10); do
-    ctr --address "$sock" task kill -s SIGKILL "s$i" >/dev/null 2>&1 || true
-  done
-  sleep 1
-  for i in $(seq 10); do
-    ctr --address "$sock" task delete "s$i" >/dev/null 2>&1 || true
-    ctr --address "$sock" containers rm "s$i" >/dev/null 2>&1 || true
-  done
+  remove_tasks "$sock"
   awk -v a="$after" -v b="$before" -v s="$shims" 'BEGIN{printf "%.2f", ((a-b)+s)/10/1024}'
 }
 bmem=$(per_container "$berth_sock" "$berthd_pid" containerd-shim-berth-v1)
