@@ -767,8 +767,10 @@ TEST_P(ApiTest, CtrImagesImportListTagExportRemove) {
   CommandResult made = MakeImageArchive("oci", archive, "docker.io/library/busybox:latest");
   ASSERT_EQ(made.exit_code, 0) << made.err;
   const std::string manifest(absl::StripTrailingAsciiWhitespace(made.out));
-  Process events({"ctr", "--address", daemon_.address(), "events", "topic~=\"^/images/\""});
-  ::usleep(200'000);  // the subscription is asynchronous
+  absl::StatusOr<std::unique_ptr<Process>> subscribed =
+      SubscribeEvents(daemon_, "topic~=\"^/images/\"");
+  ASSERT_THAT(subscribed, IsOk());
+  Process& events = **subscribed;
 
   CommandResult r = Ctr({"images", "import", "--no-unpack", archive});
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -1056,20 +1058,6 @@ std::string CanonicalJson(const std::string& json) {
 
 namespace containers_api = ::containerd::services::containers::v1;
 
-// Subscribes `ctr events` to the topics `filter` selects, among them
-// /namespaces/create: namespaces are created until it hears one (the
-// subscription is asynchronous), so what follows is heard.
-std::unique_ptr<Process> SubscribedEvents(const Daemon& daemon, const std::string& filter) {
-  auto events = std::make_unique<Process>(
-      std::vector<std::string>{"ctr", "--address", daemon.address(), "events", filter});
-  for (int i = 0; i < 50; ++i) {
-    EXPECT_EQ(Ctr(daemon, {"namespaces", "create", absl::StrCat("probe-", i)}).exit_code, 0);
-    if (events->WaitForOutput("/namespaces/create", absl::Milliseconds(100))) return events;
-  }
-  ADD_FAILURE() << "ctr events heard nothing: " << events->Output();
-  return events;
-}
-
 // ctr containers, end to end: a container made from an imported image has
 // the image's snapshot under it and a spec ctr reads back; it is listed,
 // labelled, filtered, and removed with its snapshot; each change is
@@ -1078,8 +1066,9 @@ TEST_P(ApiTest, CtrContainersCreateListInfoLabelRemove) {
   TempDir dir;
   CommandResult r = ImportBusybox(daemon_, dir.path());
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  std::unique_ptr<Process> events =
-      SubscribedEvents(daemon_, "topic~=\"^/(containers|namespaces)/\"");
+  absl::StatusOr<std::unique_ptr<Process>> events =
+      SubscribeEvents(daemon_, "topic~=\"^/containers/\"");
+  ASSERT_THAT(events, IsOk());
 
   r = Ctr({"containers", "create", kBusybox, "c1"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -1126,14 +1115,15 @@ TEST_P(ApiTest, CtrContainersCreateListInfoLabelRemove) {
   EXPECT_THAT(Ctr({"snapshots", "ls"}).out, Not(ContainsRegex(kContainerSnapshot)))
       << "ctr removes it";
 
-  ASSERT_TRUE(events->WaitForOutput("/containers/delete", absl::Seconds(10))) << events->Output();
-  const std::string output = events->Output();
+  ASSERT_TRUE((*events)->WaitForOutput("/containers/delete", absl::Seconds(10)))
+      << (*events)->Output();
+  const std::string output = (*events)->Output();
   EXPECT_THAT(output, ContainsRegex("/containers/create \\{\"id\":\"c1\",\"image\":\"docker.io/"
                                     "library/busybox:latest\",\"runtime\":\\{\"name\":"
                                     "\"io.containerd.runc.v2\""));
   EXPECT_THAT(output, ContainsRegex("/containers/update \\{\"id\":\"c1\".*\"team\":\"a\""));
   EXPECT_THAT(output, HasSubstr("/containers/delete {\"id\":\"c1\"}"));
-  events->Stop(SIGTERM);
+  (*events)->Stop(SIGTERM);
 }
 
 // A container holds its snapshot, and with it the image's layers, through

@@ -241,6 +241,19 @@ CommandResult MakeImageArchive(const std::string& format, const std::string& out
   return RunCommand(argv);
 }
 
+absl::StatusOr<std::unique_ptr<Process>> SubscribeEvents(const Daemon& daemon,
+                                                         const std::string& filter) {
+  std::vector<std::string> argv = {"ctr", "--address", daemon.address(), "events"};
+  // ctr ORs its filters: the probes are heard whatever `filter` selects.
+  if (!filter.empty()) argv.insert(argv.end(), {filter, "topic==\"/namespaces/create\""});
+  auto events = std::make_unique<Process>(argv);
+  for (int i = 0; i < 50; ++i) {
+    Ctr(daemon, {"namespaces", "create", absl::StrCat("probe-", i)});
+    if (events->WaitForOutput("/namespaces/create", absl::Milliseconds(100))) return events;
+  }
+  return absl::UnavailableError("ctr events heard nothing: " + events->Output());
+}
+
 bool WaitUntil(const std::function<bool()>& done) {
   for (int i = 0; i < 200; ++i) {
     if (done()) return true;

@@ -18,12 +18,14 @@
 #include <sys/types.h>
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "base/temp_dir.h"
@@ -122,6 +124,14 @@ CommandResult Ctr(const Daemon& daemon, const std::vector<std::string>& args);
 // the script's options) in its environment; it prints a digest.
 CommandResult MakeImageArchive(const std::string& format, const std::string& out,
                                const std::string& name, const std::vector<std::string>& env = {});
+
+// Starts `ctr events` on `daemon` for the topics `filter` selects (""
+// for all) and creates namespaces ("probe-N") until it hears one: the
+// subscription is asynchronous, and once it has heard one, what follows is
+// heard too. Unavailable, quoting what it printed, if it hears nothing in
+// 5 s.
+absl::StatusOr<std::unique_ptr<Process>> SubscribeEvents(const Daemon& daemon,
+                                                         const std::string& filter = "");
 
 // Polls `done` every 50 ms for up to 10 s; its last answer.
 bool WaitUntil(const std::function<bool()>& done);

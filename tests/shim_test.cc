@@ -416,8 +416,9 @@ TEST_P(ShimTest, ABinaryLogUriGetsTheOutput) {
 // A task whose memory cgroup runs out kills its process, and the shim says
 // so with /tasks/oom (busybox's tail keeps all of an endless line).
 TEST_P(ShimTest, RunningOutOfMemoryIsAnOomEvent) {
-  Process events({"ctr", "--address", containerd_.address(), "events"});
-  absl::SleepFor(absl::Milliseconds(200));  // the subscription is asynchronous
+  absl::StatusOr<std::unique_ptr<Process>> subscribed = SubscribeEvents(containerd_);
+  ASSERT_THAT(subscribed, IsOk());
+  Process& events = **subscribed;
   CommandResult r =
       Run({"--rm", "--memory-limit", "33554432"}, "hungry", {"/bin/busybox", "tail", "/dev/zero"});
   EXPECT_EQ(r.exit_code, 137) << r.err;
@@ -505,8 +506,9 @@ TEST_P(ShimTest, TheRuntimesErrorReachesTheClient) {
 }
 
 TEST_P(ShimTest, TaskEventsReachContainerd) {
-  Process events({"ctr", "--address", containerd_.address(), "events"});
-  absl::SleepFor(absl::Milliseconds(200));  // the subscription is asynchronous
+  absl::StatusOr<std::unique_ptr<Process>> subscribed = SubscribeEvents(containerd_);
+  ASSERT_THAT(subscribed, IsOk());
+  Process& events = **subscribed;
   CommandResult r = Run({"--rm"}, "evented", {"/bin/busybox", "true"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(events.WaitForOutput("/tasks/delete", absl::Seconds(10))) << events.Output();

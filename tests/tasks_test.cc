@@ -228,8 +228,10 @@ TEST_P(TasksTest, TasksOutliveADaemonKilledAndAreTakenBack) {
 // the container's process killed, the task gone from the list, its bundle
 // removed, /tasks/exit published.
 TEST_P(TasksTest, AShimThatDiesIsCleanedUpAfter) {
-  Process events({"ctr", "--address", daemon_.address(), "events", "topic==\"/tasks/exit\""});
-  ::usleep(300'000);  // the subscription is asynchronous
+  absl::StatusOr<std::unique_ptr<Process>> subscribed =
+      SubscribeEvents(daemon_, "topic==\"/tasks/exit\"");
+  ASSERT_THAT(subscribed, IsOk());
+  Process& events = **subscribed;
   CommandResult r = Run({"-d"}, "doomed", {"/bin/busybox", "sleep", "308"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const std::vector<pid_t> shim = ShimPids(daemon_, "doomed");
@@ -353,8 +355,10 @@ TEST_P(TasksTest, RuncBinaryOptionNamesTheRuntime) {
 
 // The task's events reach `ctr events`: created, started, exited, deleted.
 TEST_P(TasksTest, TaskEventsArePublished) {
-  Process events({"ctr", "--address", daemon_.address(), "events", "topic~=\"^/tasks/\""});
-  ::usleep(300'000);  // the subscription is asynchronous
+  absl::StatusOr<std::unique_ptr<Process>> subscribed =
+      SubscribeEvents(daemon_, "topic~=\"^/tasks/\"");
+  ASSERT_THAT(subscribed, IsOk());
+  Process& events = **subscribed;
   CommandResult r = Run({"--rm"}, "evented", {"/bin/busybox", "true"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(events.WaitForOutput("/tasks/delete", absl::Seconds(10))) << events.Output();
