@@ -21,6 +21,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "base/files.h"
 #include "base/unique_fd.h"
 
 extern char** environ;
@@ -262,12 +263,25 @@ bool WaitUntil(const std::function<bool()>& done) {
   return done();
 }
 
-std::string TaskStatus(const Daemon& daemon, const std::string& id) {
+std::map<std::string, std::pair<std::string, std::string>> TaskTable(const Daemon& daemon) {
+  std::map<std::string, std::pair<std::string, std::string>> table;
   for (absl::string_view line : absl::StrSplit(Ctr(daemon, {"task", "ls"}).out, '\n')) {
-    std::vector<absl::string_view> fields = absl::StrSplit(line, ' ', absl::SkipEmpty());
-    if (fields.size() == 3 && fields[0] == id) return std::string(fields[2]);
+    std::vector<std::string> fields = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    if (fields.size() == 3 && fields[0] != "TASK") table[fields[0]] = {fields[1], fields[2]};
   }
-  return "";
+  return table;
+}
+
+std::string TaskStatus(const Daemon& daemon, const std::string& id) {
+  const auto table = TaskTable(daemon);
+  auto found = table.find(id);
+  return found == table.end() ? "" : found->second.second;
+}
+
+absl::Status WriteNotingRunc(const std::string& path, const std::string& calls) {
+  return files::WriteFile(
+      path, absl::StrCat("#!/bin/sh\necho \"$@\" >> ", calls, "\nexec /usr/sbin/runc \"$@\"\n"),
+      0755);
 }
 
 void RemoveTasksAndContainers(const Daemon& daemon) {
@@ -341,16 +355,18 @@ RunContainerdTidy::~RunContainerdTidy() {
   }
 }
 
-std::string CheckpointMismatch(const CommandResult& checkpoint, const std::string& image) {
+std::string CheckpointMismatch(const Daemon& daemon, const std::string& id,
+                               const std::string& image) {
+  const CommandResult checkpoint = Ctr(daemon, {"task", "checkpoint", "--image-path", image, id});
   if (RunCommand({"criu", "check"}).exit_code == 0) {
     if (checkpoint.exit_code != 0) return "checkpoint failed: " + checkpoint.err;
     if (::access((image + "/inventory.img").c_str(), F_OK) != 0) return "no CRIU image in " + image;
-    return "";
-  }
-  if (checkpoint.exit_code == 0) return "checkpoint succeeded where CRIU cannot run";
-  if (checkpoint.err.find("criu") == std::string::npos) {
+  } else if (checkpoint.exit_code == 0) {
+    return "checkpoint succeeded where CRIU cannot run";
+  } else if (checkpoint.err.find("criu") == std::string::npos) {
     return "the error does not name criu: " + checkpoint.err;
   }
+  if (TaskStatus(daemon, id) != "RUNNING") return "the task no longer runs";
   return "";
 }
 

@@ -18,6 +18,7 @@
 #include <sys/types.h>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -136,9 +137,16 @@ absl::StatusOr<std::unique_ptr<Process>> SubscribeEvents(const Daemon& daemon,
 // Polls `done` every 50 ms for up to 10 s; its last answer.
 bool WaitUntil(const std::function<bool()>& done);
 
+// `ctr task ls` of the default namespace: id → (pid, status).
+std::map<std::string, std::pair<std::string, std::string>> TaskTable(const Daemon& daemon);
+
 // The STATUS column `ctr task ls` gives task `id` of the default namespace
 // ("" when it lists none).
 std::string TaskStatus(const Daemon& daemon, const std::string& id);
+
+// Writes at `path` a runc that appends its arguments, a line a call, to
+// `calls`, then runs /usr/sbin/runc with them.
+absl::Status WriteNotingRunc(const std::string& path, const std::string& calls);
 
 // What a failed case may leave in the default namespace: every task is
 // killed (SIGKILL) and deleted, every container removed.
@@ -190,12 +198,13 @@ class RunContainerdTidy {
   bool existed_;
 };
 
-// "" if `checkpoint`, the result of `ctr task checkpoint --image-path
-// <image> …`, is what this host allows: where `criu check` passes, success
-// and CRIU's image in `image`; where CRIU cannot run (these machines'
-// kernel), a failure whose message names criu (the runtime's own error).
-// Else what went wrong.
-std::string CheckpointMismatch(const CommandResult& checkpoint, const std::string& image);
+// Runs `ctr task checkpoint --image-path <image> <id>` on `daemon` and
+// returns "" if it did what this host allows — where `criu check` passes,
+// success and CRIU's image in `image`; where CRIU cannot run (these
+// machines' kernel), a failure whose message names criu (the runtime's own
+// error) — and the task runs on. Else what went wrong.
+std::string CheckpointMismatch(const Daemon& daemon, const std::string& id,
+                               const std::string& image);
 
 // Runs the `mount …` command ctr printed for a snapshot inside a private
 // mount namespace, then `script` with $T the mount point: the mount goes

@@ -257,10 +257,7 @@ TEST_P(ShimTest, UpdateSetsNewLimits) {
 TEST_P(ShimTest, CheckpointGoesThroughTheRuntime) {
   CommandResult r = Run({"-d"}, "ckpt", {"/bin/busybox", "sleep", "300"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const std::string image = dir_.path() + "/ckpt-image";
-  r = Ctr({"task", "checkpoint", "--image-path", image, "ckpt"});
-  EXPECT_EQ(CheckpointMismatch(r, image), "");
-  EXPECT_EQ(TaskStatus("ckpt"), "RUNNING");
+  EXPECT_EQ(CheckpointMismatch(containerd_, "ckpt", dir_.path() + "/ckpt-image"), "");
 }
 
 // Tasks whose specs carry the same group annotation (a pod's containers)
@@ -451,11 +448,7 @@ TEST_P(ShimTest, AKilledShimIsCleanedUpByItsRuntime) {
   const std::string bin = dir_.path() + "/bin";
   const std::string calls = dir_.path() + "/runtime-calls";
   ASSERT_THAT(files::MakeDirectories(bin, 0755), IsOk());
-  ASSERT_THAT(files::WriteFile(bin + "/runc",
-                               absl::StrCat("#!/bin/sh\necho \"$@\" >> ", calls,
-                                            "\nexec /usr/sbin/runc \"$@\"\n"),
-                               0755),
-              IsOk());
+  ASSERT_THAT(WriteNotingRunc(bin + "/runc", calls), IsOk());
   const std::string path = ::getenv("PATH");
   containerd_.Stop();
   ::setenv("PATH", absl::StrCat(bin, ":", path).c_str(), 1);

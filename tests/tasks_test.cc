@@ -167,16 +167,6 @@ TEST_P(TasksTest, BadRequestsGetContainerdsCodes) {
   EXPECT_THAT(r.err, HasSubstr("not found"));
 }
 
-// `ctr task ls` as id → (pid, status).
-std::map<std::string, std::pair<std::string, std::string>> TaskTable(const std::string& listing) {
-  std::map<std::string, std::pair<std::string, std::string>> table;
-  for (absl::string_view line : absl::StrSplit(listing, '\n')) {
-    std::vector<std::string> fields = absl::StrSplit(line, ' ', absl::SkipEmpty());
-    if (fields.size() == 3 && fields[0] != "TASK") table[fields[0]] = {fields[1], fields[2]};
-  }
-  return table;
-}
-
 // kill -9 of the daemon: the shims keep its tasks running, and the daemon
 // started again takes them back — the same pids; one that exited meanwhile
 // with its exit code; one whose shim died meanwhile cleaned up, its
@@ -188,7 +178,7 @@ TEST_P(TasksTest, TasksOutliveADaemonKilledAndAreTakenBack) {
   }
   CommandResult r = Run({"-d"}, "exits", {"/bin/sh", "-c", "sleep 2; exit 7"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const auto before = TaskTable(Ctr({"task", "ls"}).out);
+  const auto before = TaskTable(daemon_);
   ASSERT_EQ(before.size(), 4u) << Ctr({"task", "ls"}).out;
   const std::vector<pid_t> orphan_shim = ShimPids(daemon_, "orphaned");
   ASSERT_EQ(orphan_shim.size(), 1u);
@@ -202,7 +192,7 @@ TEST_P(TasksTest, TasksOutliveADaemonKilledAndAreTakenBack) {
   }));
   ASSERT_THAT(daemon_.Start(), IsOk());
 
-  const auto after = TaskTable(Ctr({"task", "ls"}).out);
+  const auto after = TaskTable(daemon_);
   for (const char* id : {"keep-1", "keep-2"}) {
     ASSERT_TRUE(after.contains(id)) << id << "\n" << Ctr({"task", "ls"}).out;
     EXPECT_EQ(after.at(id).first, before.at(id).first) << id << ": the same process";
@@ -328,10 +318,7 @@ TEST_P(TasksTest, ConcurrentRunsAllComplete) {
 TEST_P(TasksTest, CheckpointToAnImagePath) {
   CommandResult r = Run({"-d"}, "ckpt", {"/bin/busybox", "sleep", "300"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const std::string image = dir_.path() + "/ckpt-image";
-  r = Ctr({"task", "checkpoint", "--image-path", image, "ckpt"});
-  EXPECT_EQ(CheckpointMismatch(r, image), "");
-  EXPECT_EQ(TaskStatus("ckpt"), "RUNNING");
+  EXPECT_EQ(CheckpointMismatch(daemon_, "ckpt", dir_.path() + "/ckpt-image"), "");
 }
 
 // `ctr run --runc-binary`: the runtime options' BinaryName is the OCI
@@ -339,11 +326,7 @@ TEST_P(TasksTest, CheckpointToAnImagePath) {
 TEST_P(TasksTest, RuncBinaryOptionNamesTheRuntime) {
   const std::string wrapper = dir_.path() + "/noted-runc";
   const std::string calls = dir_.path() + "/runtime-calls";
-  ASSERT_THAT(files::WriteFile(wrapper,
-                               absl::StrCat("#!/bin/sh\necho \"$@\" >> ", calls,
-                                            "\nexec /usr/sbin/runc \"$@\"\n"),
-                               0755),
-              IsOk());
+  ASSERT_THAT(WriteNotingRunc(wrapper, calls), IsOk());
   CommandResult r = Run({"--rm", "--runc-binary", wrapper}, "wrapped",
                         {"/bin/busybox", "echo", "through the wrapper"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
