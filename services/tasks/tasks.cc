@@ -147,16 +147,12 @@ class Service final : public api::Tasks::CallbackService, public daemon::GrpcSer
   grpc::ServerUnaryReactor* Start(grpc::CallbackServerContext* context,
                                   const api::StartRequest* request,
                                   api::StartResponse* response) override {
-    return Finish(context, [&]() -> absl::Status {
-      BERTH_ASSIGN_OR_RETURN(std::shared_ptr<Task> task, Find(*context, request->container_id()));
-      shim_api::StartRequest start;
-      start.set_id(task->id());
-      start.set_exec_id(request->exec_id());
-      shim_api::StartResponse started;
-      BERTH_RETURN_IF_ERROR(task->Call("Start", start, &started));
-      response->set_pid(started.pid());
-      return absl::OkStatus();
-    }());
+    shim_api::StartRequest start;
+    start.set_exec_id(request->exec_id());
+    shim_api::StartResponse started;
+    absl::Status done = CallShim(*context, request->container_id(), "Start", start, &started);
+    response->set_pid(started.pid());
+    return Finish(context, done);
   }
 
   grpc::ServerUnaryReactor* Delete(grpc::CallbackServerContext* context,
@@ -218,15 +214,11 @@ class Service final : public api::Tasks::CallbackService, public daemon::GrpcSer
   grpc::ServerUnaryReactor* Kill(grpc::CallbackServerContext* context,
                                  const api::KillRequest* request,
                                  google::protobuf::Empty*) override {
-    return Finish(context, [&]() -> absl::Status {
-      BERTH_ASSIGN_OR_RETURN(std::shared_ptr<Task> task, Find(*context, request->container_id()));
-      shim_api::KillRequest kill;
-      kill.set_id(task->id());
-      kill.set_exec_id(request->exec_id());
-      kill.set_signal(request->signal());
-      kill.set_all(request->all());
-      return task->Call("Kill", kill, nullptr);
-    }());
+    shim_api::KillRequest kill;
+    kill.set_exec_id(request->exec_id());
+    kill.set_signal(request->signal());
+    kill.set_all(request->all());
+    return Finish(context, CallShim(*context, request->container_id(), "Kill", kill));
   }
 
   grpc::ServerUnaryReactor* Exec(grpc::CallbackServerContext* context,
@@ -255,64 +247,44 @@ class Service final : public api::Tasks::CallbackService, public daemon::GrpcSer
   grpc::ServerUnaryReactor* ResizePty(grpc::CallbackServerContext* context,
                                       const api::ResizePtyRequest* request,
                                       google::protobuf::Empty*) override {
-    return Finish(context, [&]() -> absl::Status {
-      BERTH_ASSIGN_OR_RETURN(std::shared_ptr<Task> task, Find(*context, request->container_id()));
-      shim_api::ResizePtyRequest resize;
-      resize.set_id(task->id());
-      resize.set_exec_id(request->exec_id());
-      resize.set_width(request->width());
-      resize.set_height(request->height());
-      return task->Call("ResizePty", resize, nullptr);
-    }());
+    shim_api::ResizePtyRequest resize;
+    resize.set_exec_id(request->exec_id());
+    resize.set_width(request->width());
+    resize.set_height(request->height());
+    return Finish(context, CallShim(*context, request->container_id(), "ResizePty", resize));
   }
 
   grpc::ServerUnaryReactor* CloseIO(grpc::CallbackServerContext* context,
                                     const api::CloseIORequest* request,
                                     google::protobuf::Empty*) override {
-    return Finish(context, [&]() -> absl::Status {
-      BERTH_ASSIGN_OR_RETURN(std::shared_ptr<Task> task, Find(*context, request->container_id()));
-      shim_api::CloseIORequest close;
-      close.set_id(task->id());
-      close.set_exec_id(request->exec_id());
-      close.set_stdin(request->stdin());
-      return task->Call("CloseIO", close, nullptr);
-    }());
+    shim_api::CloseIORequest close;
+    close.set_exec_id(request->exec_id());
+    close.set_stdin(request->stdin());
+    return Finish(context, CallShim(*context, request->container_id(), "CloseIO", close));
   }
 
   grpc::ServerUnaryReactor* Pause(grpc::CallbackServerContext* context,
                                   const api::PauseTaskRequest* request,
                                   google::protobuf::Empty*) override {
-    return Finish(context, [&]() -> absl::Status {
-      BERTH_ASSIGN_OR_RETURN(std::shared_ptr<Task> task, Find(*context, request->container_id()));
-      shim_api::PauseRequest pause;
-      pause.set_id(task->id());
-      return task->Call("Pause", pause, nullptr);
-    }());
+    return Finish(context,
+                  CallShim(*context, request->container_id(), "Pause", shim_api::PauseRequest()));
   }
 
   grpc::ServerUnaryReactor* Resume(grpc::CallbackServerContext* context,
                                    const api::ResumeTaskRequest* request,
                                    google::protobuf::Empty*) override {
-    return Finish(context, [&]() -> absl::Status {
-      BERTH_ASSIGN_OR_RETURN(std::shared_ptr<Task> task, Find(*context, request->container_id()));
-      shim_api::ResumeRequest resume;
-      resume.set_id(task->id());
-      return task->Call("Resume", resume, nullptr);
-    }());
+    return Finish(context,
+                  CallShim(*context, request->container_id(), "Resume", shim_api::ResumeRequest()));
   }
 
   grpc::ServerUnaryReactor* ListPids(grpc::CallbackServerContext* context,
                                      const api::ListPidsRequest* request,
                                      api::ListPidsResponse* response) override {
-    return Finish(context, [&]() -> absl::Status {
-      BERTH_ASSIGN_OR_RETURN(std::shared_ptr<Task> task, Find(*context, request->container_id()));
-      shim_api::PidsRequest pids;
-      pids.set_id(task->id());
-      shim_api::PidsResponse listed;
-      BERTH_RETURN_IF_ERROR(task->Call("Pids", pids, &listed));
-      *response->mutable_processes() = listed.processes();
-      return absl::OkStatus();
-    }());
+    shim_api::PidsResponse listed;
+    absl::Status done =
+        CallShim(*context, request->container_id(), "Pids", shim_api::PidsRequest(), &listed);
+    *response->mutable_processes() = listed.processes();
+    return Finish(context, done);
   }
 
   // Into the image directory the runc options name, through the shim (CRIU
@@ -346,14 +318,10 @@ class Service final : public api::Tasks::CallbackService, public daemon::GrpcSer
   grpc::ServerUnaryReactor* Update(grpc::CallbackServerContext* context,
                                    const api::UpdateTaskRequest* request,
                                    google::protobuf::Empty*) override {
-    return Finish(context, [&]() -> absl::Status {
-      BERTH_ASSIGN_OR_RETURN(std::shared_ptr<Task> task, Find(*context, request->container_id()));
-      shim_api::UpdateTaskRequest update;
-      update.set_id(task->id());
-      *update.mutable_resources() = request->resources();
-      *update.mutable_annotations() = request->annotations();
-      return task->Call("Update", update, nullptr);
-    }());
+    shim_api::UpdateTaskRequest update;
+    *update.mutable_resources() = request->resources();
+    *update.mutable_annotations() = request->annotations();
+    return Finish(context, CallShim(*context, request->container_id(), "Update", update));
   }
 
   // The cgroup statistics of the tasks the filters select (`ctr task
@@ -434,6 +402,17 @@ class Service final : public api::Tasks::CallbackService, public daemon::GrpcSer
                                              const std::string& id) {
     BERTH_ASSIGN_OR_RETURN(std::string ns, RequestNamespace(context));
     return tasks_->Get(ns, id);
+  }
+
+  // The request's task's shim answers `method` with `shim_request` (its id
+  // set to the task's) into `answer`.
+  template <typename ShimRequest>
+  absl::Status CallShim(const grpc::CallbackServerContext& context, const std::string& container_id,
+                        absl::string_view method, ShimRequest shim_request,
+                        google::protobuf::MessageLite* answer = nullptr) {
+    BERTH_ASSIGN_OR_RETURN(std::shared_ptr<Task> task, Find(context, container_id));
+    shim_request.set_id(task->id());
+    return task->Call(method, shim_request, answer);
   }
 
   const std::shared_ptr<TaskManager> tasks_;
